@@ -1,0 +1,223 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""The bridge between csoftmax's Python layer and its C kernels.
+
+It converts arrays to pointers and strides, checks what would corrupt memory
+if wrong (dtype, writeability, stride units), releases the GIL and calls C.
+Everything a user can get wrong is checked earlier, in csoftmax.functional.
+"""
+cimport numpy as cnp
+import numpy as np
+from libc.stdint cimport int64_t
+
+cnp.import_array()
+
+cdef enum RowOp:
+    OP_SOFTMAX = 0
+    OP_LOG_SOFTMAX = 1
+    OP_LOGSUMEXP = 2
+
+SOFTMAX = OP_SOFTMAX
+LOG_SOFTMAX = OP_LOG_SOFTMAX
+LOGSUMEXP = OP_LOGSUMEXP
+
+REDUCTIONS = {"none": CSM_REDUCE_NONE, "mean": CSM_REDUCE_MEAN, "sum": CSM_REDUCE_SUM}
+
+
+cdef int softmax(csm_dtype dtype, const csm_rows *x, const csm_rows *y) noexcept nogil:
+    return csm_softmax(dtype, x, y)
+
+
+cdef int log_softmax(csm_dtype dtype, const csm_rows *x, const csm_rows *y) noexcept nogil:
+    return csm_log_softmax(dtype, x, y)
+
+
+cdef int logsumexp(csm_dtype dtype, const csm_rows *x, const csm_rows *y) noexcept nogil:
+    return csm_logsumexp(dtype, x, y)
+
+
+cdef int cross_entropy(csm_dtype dtype, const csm_ce_args *args, double *loss) noexcept nogil:
+    return csm_cross_entropy(dtype, args, loss)
+
+
+cdef csm_dtype dtype_of(cnp.ndarray a, str name) except *:
+    cdef int t = cnp.PyArray_TYPE(a)
+    if not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name}: expected native byte order")
+    if t == cnp.NPY_FLOAT32:
+        return CSM_FLOAT32
+    if t == cnp.NPY_FLOAT64:
+        return CSM_FLOAT64
+    raise TypeError(f"{name}: expected float32 or float64, got {a.dtype}")
+
+
+cdef Py_ssize_t elements(Py_ssize_t stride_bytes, Py_ssize_t itemsize, str name) except? -1:
+    if stride_bytes % itemsize:
+        raise ValueError(f"{name}: stride {stride_bytes} is not a whole number of elements")
+    return stride_bytes // itemsize
+
+
+cdef check_same_dtype(cnp.ndarray a, cnp.ndarray b, str name):
+    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b) or not cnp.PyArray_ISNOTSWAPPED(b):
+        raise TypeError(f"{name}: expected dtype {a.dtype}, got {b.dtype}")
+
+
+cdef check_writeable(cnp.ndarray a, str name):
+    if not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name}: output array is read-only")
+
+
+cdef raise_for(int status):
+    if status == CSM_ENOMEM:
+        raise MemoryError("csoftmax: out of memory for a row buffer")
+
+
+def rows_kernel(int op, cnp.ndarray x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t q,
+                Py_ssize_t xs0, Py_ssize_t xs1, Py_ssize_t xsq,
+                cnp.ndarray y, Py_ssize_t ys0, Py_ssize_t ys1, Py_ssize_t ysq):
+    """Run a row kernel over n0*n1 rows of q elements; strides in bytes.
+
+    op is SOFTMAX, LOG_SOFTMAX (y has x's rows) or LOGSUMEXP (y has one value
+    per row; ysq is ignored).
+    """
+    cdef csm_dtype dtype = dtype_of(x, "x")
+    check_same_dtype(x, y, "out")
+    check_writeable(y, "out")
+    cdef Py_ssize_t es = cnp.PyArray_ITEMSIZE(x)
+    cdef csm_rows xr, yr
+    xr.data = cnp.PyArray_DATA(x)
+    xr.n0, xr.n1, xr.q = n0, n1, q
+    xr.s0, xr.s1, xr.sq = elements(xs0, es, "x"), elements(xs1, es, "x"), elements(xsq, es, "x")
+    yr.data = cnp.PyArray_DATA(y)
+    yr.n0, yr.n1, yr.q = n0, n1, q
+    yr.s0, yr.s1 = elements(ys0, es, "out"), elements(ys1, es, "out")
+    yr.sq = elements(ysq, es, "out") if op != OP_LOGSUMEXP else 0
+    cdef int status
+    with nogil:
+        if op == OP_SOFTMAX:
+            status = csm_softmax(dtype, &xr, &yr)
+        elif op == OP_LOG_SOFTMAX:
+            status = csm_log_softmax(dtype, &xr, &yr)
+        else:
+            status = csm_logsumexp(dtype, &xr, &yr)
+    raise_for(status)
+
+
+def cross_entropy_kernel(cnp.ndarray logits, object labels, int64_t ignore_index,
+                         object probs, object weight, double label_smoothing,
+                         str reduction, object loss_rows, object grad):
+    """The fused cross-entropy; returns the reduced loss (a float).
+
+    logits: (n, q); labels: None or n contiguous int64; probs: None or (n, q)
+    of the logits' dtype; weight: None or q contiguous values of that dtype;
+    loss_rows: (n,) output for reduction "none", else None; grad: None or an
+    (n, q) output.
+    """
+    cdef csm_dtype dtype = dtype_of(logits, "logits")
+    cdef Py_ssize_t es = cnp.PyArray_ITEMSIZE(logits)
+    cdef csm_ce_args a
+    cdef cnp.ndarray arr
+    a.n = cnp.PyArray_DIM(logits, 0)
+    a.q = cnp.PyArray_DIM(logits, 1)
+    a.logits = cnp.PyArray_DATA(logits)
+    a.logits_s0 = elements(cnp.PyArray_STRIDE(logits, 0), es, "logits")
+    a.logits_s1 = elements(cnp.PyArray_STRIDE(logits, 1), es, "logits")
+    a.labels = NULL
+    a.ignore_index = ignore_index
+    a.probs = NULL
+    a.probs_s0 = a.probs_s1 = 0
+    a.weight = NULL
+    a.label_smoothing = label_smoothing
+    a.reduction = REDUCTIONS[reduction]
+    a.loss_rows = NULL
+    a.loss_rows_s0 = 0
+    a.grad = NULL
+    a.grad_s0 = a.grad_s1 = 0
+    if labels is not None:
+        arr = labels
+        if (cnp.PyArray_TYPE(arr) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or cnp.PyArray_SIZE(arr) != a.n):
+            raise TypeError("target: expected n contiguous int64 labels")
+        a.labels = <const int64_t *>cnp.PyArray_DATA(arr)
+    if probs is not None:
+        arr = probs
+        check_same_dtype(logits, arr, "target")
+        a.probs = cnp.PyArray_DATA(arr)
+        a.probs_s0 = elements(cnp.PyArray_STRIDE(arr, 0), es, "target")
+        a.probs_s1 = elements(cnp.PyArray_STRIDE(arr, 1), es, "target")
+    if weight is not None:
+        arr = weight
+        check_same_dtype(logits, arr, "weight")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_SIZE(arr) != a.q:
+            raise ValueError("weight: expected q contiguous values")
+        a.weight = cnp.PyArray_DATA(arr)
+    if loss_rows is not None:
+        arr = loss_rows
+        check_same_dtype(logits, arr, "loss")
+        check_writeable(arr, "loss")
+        a.loss_rows = cnp.PyArray_DATA(arr)
+        a.loss_rows_s0 = elements(cnp.PyArray_STRIDE(arr, 0), es, "loss")
+    if grad is not None:
+        arr = grad
+        check_same_dtype(logits, arr, "grad_out")
+        check_writeable(arr, "grad_out")
+        a.grad = cnp.PyArray_DATA(arr)
+        a.grad_s0 = elements(cnp.PyArray_STRIDE(arr, 0), es, "grad_out")
+        a.grad_s1 = elements(cnp.PyArray_STRIDE(arr, 1), es, "grad_out")
+    cdef double loss = 0
+    cdef int status
+    with nogil:
+        status = csm_cross_entropy(dtype, &a, &loss)
+    raise_for(status)
+    return loss
+
+
+def first_bad_label(cnp.ndarray labels, Py_ssize_t q, int64_t ignore_index):
+    """Index of the first label outside [0, q) that is not ignore_index, or -1."""
+    if cnp.PyArray_TYPE(labels) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(labels):
+        raise TypeError("target: expected contiguous int64 labels")
+    cdef const int64_t *p = <const int64_t *>cnp.PyArray_DATA(labels)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(labels), bad
+    with nogil:
+        bad = csm_first_bad_label(p, n, q, ignore_index)
+    return bad
+
+
+def exp(cnp.ndarray x):
+    """exp of a contiguous float array with the kernels' vectorised exp (for tests)."""
+    cdef csm_dtype dtype = dtype_of(x, "x")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        raise ValueError("x: expected a contiguous array")
+    cdef cnp.ndarray y = np.empty_like(x, order="C")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    with nogil:
+        csm_exp(dtype, cnp.PyArray_DATA(x), cnp.PyArray_DATA(y), n)
+    return y
+
+
+def get_num_threads():
+    return csm_get_num_threads()
+
+
+def set_num_threads(int n):
+    csm_set_num_threads(n)
+
+
+def openmp_enabled():
+    return bool(csm_openmp_enabled())
+
+
+def simd_name():
+    return csm_simd_name().decode()
+
+
+def simd_available():
+    return csm_simd_available().decode().split()
+
+
+def set_simd(str name):
+    if csm_set_simd(name.encode()) != 0:
+        raise ValueError(f"simd: {name!r} is not supported here; available: {simd_available()}")
+
+
+def compiler():
+    return csm_compiler().decode()

@@ -1,0 +1,153 @@
+/*
+ * cross_entropy.c - the fused cross-entropy over a batch: every row's loss
+ * and, optionally, its gradient, in one pass over the logits.
+ *
+ * The reduction's denominator (the summed weight of the rows that count) is
+ * known before the pass, so the gradient is scaled as it is written.  The
+ * total loss is summed over fixed chunks of rows, and the chunks' partial
+ * sums are added in order: the result is the same for every thread count.
+ */
+#include <stdlib.h>
+
+#include "strided.h"
+
+#define CHUNK_MIN_ROWS 64
+#define MAX_CHUNKS 256
+
+ptrdiff_t csm_first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q,
+                              int64_t ignore_index) {
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (labels[i] != ignore_index && (labels[i] < 0 || labels[i] >= q))
+            return i;
+    return -1;
+}
+
+static double read_real(const void *p, ptrdiff_t i, csm_dtype dtype) {
+    return dtype == CSM_FLOAT64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+
+static int row_ignored(const csm_ce_args *a, ptrdiff_t i) {
+    return a->q == 0 || (a->labels && a->labels[i] == a->ignore_index);
+}
+
+static double denominator(csm_dtype dtype, const csm_ce_args *a) {
+    if (a->reduction != CSM_REDUCE_MEAN)
+        return 1;
+    if (!a->labels)
+        return (double)a->n;
+    double d = 0;
+    for (ptrdiff_t i = 0; i < a->n; i++)
+        if (a->labels[i] != a->ignore_index)
+            d += a->weight ? read_real(a->weight, a->labels[i], dtype) : 1.0;
+    return d;
+}
+
+typedef struct {
+    csm_dtype dtype;
+    size_t es;
+    const csm_ce_args *a;
+    const csm_row_kernels *kernels;
+    csm_ce_row proto;
+    int logits_unit, grad_unit, probs_unit;
+} ce_plan;
+
+/* The summed loss of rows [begin, end).  buf_o, buf_p: q elements each. */
+static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t begin, ptrdiff_t end) {
+    const csm_ce_args *a = pl->a;
+    const size_t es = pl->es;
+    const ptrdiff_t q = a->q;
+    double sum = 0;
+    for (ptrdiff_t i = begin; i < end; i++) {
+        const char *o = (const char *)a->logits + i * a->logits_s0 * (ptrdiff_t)es;
+        char *g = a->grad ? (char *)a->grad + i * a->grad_s0 * (ptrdiff_t)es : NULL;
+        double loss = 0;
+        if (row_ignored(a, i)) {
+            for (ptrdiff_t k = 0; g && k < q; k++)
+                csm_store_real(g + k * a->grad_s1 * (ptrdiff_t)es, pl->dtype, 0.0);
+        } else {
+            csm_ce_row p = pl->proto;
+            p.label = a->labels ? a->labels[i] : -1;
+            if (a->probs) {
+                const char *t = (const char *)a->probs + i * a->probs_s0 * (ptrdiff_t)es;
+                if (!pl->probs_unit) {
+                    csm_gather(t, a->probs_s1, buf_p, q, es);
+                    t = buf_p;
+                }
+                p.probs = t;
+            }
+            /* Give the kernel contiguous rows: a contiguous gradient row is
+             * itself the buffer the logits are gathered into. */
+            char *out = g;
+            if (g && !pl->grad_unit)
+                out = buf_o;
+            if (!pl->logits_unit) {
+                char *into = out ? out : buf_o;
+                csm_gather(o, a->logits_s1, into, q, es);
+                o = into;
+            }
+            loss = pl->kernels->cross_entropy(o, out, q, &p);
+            if (g && !pl->grad_unit)
+                csm_scatter(out, g, a->grad_s1, q, es);
+        }
+        if (a->loss_rows)
+            csm_store_real((char *)a->loss_rows + i * a->loss_rows_s0 * (ptrdiff_t)es, pl->dtype,
+                           loss);
+        sum += loss;
+    }
+    return sum;
+}
+
+int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
+    const size_t es = csm_sizeof(dtype);
+    const ptrdiff_t n = a->n, q = a->q;
+    const double denom = denominator(dtype, a);
+
+    ce_plan pl;
+    pl.dtype = dtype;
+    pl.es = es;
+    pl.a = a;
+    pl.kernels = csm_kernels(dtype);
+    pl.proto.label = -1;
+    pl.proto.probs = NULL;
+    pl.proto.weight = a->weight;
+    pl.proto.smoothing = a->label_smoothing;
+    pl.proto.grad_scale = 1.0 / denom; /* inf when nothing counts: nan, as in PyTorch */
+    pl.logits_unit = csm_unit_stride(a->logits_s1, q);
+    pl.grad_unit = !a->grad || csm_unit_stride(a->grad_s1, q);
+    pl.probs_unit = !a->probs || csm_unit_stride(a->probs_s1, q);
+
+    const ptrdiff_t chunk_rows =
+        n / MAX_CHUNKS + 1 > CHUNK_MIN_ROWS ? n / MAX_CHUNKS + 1 : CHUNK_MIN_ROWS;
+    const ptrdiff_t n_chunks = (n + chunk_rows - 1) / chunk_rows;
+    double partial[MAX_CHUNKS];
+
+    int nt = csm_threads_for(n, q);
+    if (nt > n_chunks)
+        nt = n_chunks > 0 ? (int)n_chunks : 1;
+    const size_t per_thread = 2 * (size_t)q * es;
+    char *scratch = NULL;
+    if (!pl.logits_unit || !pl.grad_unit || !pl.probs_unit) {
+        scratch = malloc((size_t)nt * per_thread + 1);
+        if (!scratch)
+            return CSM_ENOMEM;
+    }
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = CSM_THREAD_ID();
+        char *buf = scratch ? scratch + (size_t)t * per_thread : NULL;
+        ptrdiff_t first, last;
+        csm_share(n_chunks, t, CSM_TEAM_SIZE(), &first, &last);
+        for (ptrdiff_t c = first; c < last; c++) {
+            const ptrdiff_t end = (c + 1) * chunk_rows < n ? (c + 1) * chunk_rows : n;
+            partial[c] = ce_rows(&pl, buf, buf ? buf + (size_t)q * es : NULL, c * chunk_rows, end);
+        }
+    }
+    free(scratch);
+
+    double total = 0;
+    for (ptrdiff_t c = 0; c < n_chunks; c++)
+        total += partial[c];
+    *loss = a->reduction == CSM_REDUCE_MEAN ? total / denom : total;
+    return CSM_OK;
+}

@@ -1,0 +1,142 @@
+/*
+ * csoftmax.h - the one public header of the csoftmax C core.
+ *
+ * Row-wise softmax, log-softmax, logsumexp and a fused cross-entropy that
+ * yields loss and gradient in one pass, for float32 and float64.  The core
+ * knows nothing of Python or NumPy: arguments are plain pointers, lengths and
+ * strides.  It never reads or writes outside the elements that the shapes and
+ * strides describe.
+ *
+ * Contracts shared by every kernel
+ * --------------------------------
+ * - Inputs are assumed valid (the caller checks shapes, dtypes and labels);
+ *   the kernels only report allocation failure (CSM_ENOMEM), before any
+ *   output is written.
+ * - Non-finite values follow IEEE semantics: the max-shifted formulas give
+ *   nan for a row holding +inf or nan, softmax of a row of all -inf is nan,
+ *   logsumexp of it is -inf, and logsumexp of a row holding +inf but no nan
+ *   is +inf.  Large finite values (1e30, FLT_MAX) never overflow.
+ * - Rows are independent and split across OpenMP threads (small batches run
+ *   on the calling thread); every result is bitwise identical whatever the
+ *   thread count, including reductions across rows.
+ * - The functions are reentrant: any number of threads may call them at once.
+ * - An output may be the very same memory as an input, with the same strides
+ *   (in-place); partially overlapping buffers are not supported.
+ */
+#ifndef CSOFTMAX_H
+#define CSOFTMAX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum csm_dtype { CSM_FLOAT32 = 0, CSM_FLOAT64 = 1 } csm_dtype;
+
+enum { CSM_OK = 0, CSM_ENOMEM = -1 };
+
+/*
+ * A batch of rows, the view every row kernel works on: n0 * n1 rows of q
+ * elements.  Row (i0, i1) starts at data + i0*s0 + i1*s1 and its element k is
+ * at + k*sq.  Strides count elements, not bytes, and may be negative or zero
+ * (a zero stride only for a dimension of length 1).  Two leading dimensions
+ * let a row be taken along any axis of a C- or Fortran-ordered array.
+ */
+typedef struct csm_rows {
+    void *data;
+    ptrdiff_t n0, n1, q;
+    ptrdiff_t s0, s1, sq;
+} csm_rows;
+
+/* y = softmax(x) row-wise: exp(x - max) / sum(exp(x - max)).
+ * x and y have the same n0, n1, q. */
+int csm_softmax(csm_dtype dtype, const csm_rows *x, const csm_rows *y);
+
+/* y = (x - max) - log(sum(exp(x - max))) row-wise. */
+int csm_log_softmax(csm_dtype dtype, const csm_rows *x, const csm_rows *y);
+
+/* y = log(sum(exp(x))) row-wise; y holds one value per row of x (y->q and
+ * y->sq are ignored).  A row of length 0 gives -inf. */
+int csm_logsumexp(csm_dtype dtype, const csm_rows *x, const csm_rows *y);
+
+/* y[i] = exp(x[i]) for n contiguous elements, with the vectorised exp the
+ * kernels use (within 2 ulp; exact 0, +inf and nan handling).  y may be x. */
+int csm_exp(csm_dtype dtype, const void *x, void *y, ptrdiff_t n);
+
+/* ------------------------------------------------------- cross-entropy -- */
+
+typedef enum csm_reduction {
+    CSM_REDUCE_NONE = 0,
+    CSM_REDUCE_MEAN = 1,
+    CSM_REDUCE_SUM = 2
+} csm_reduction;
+
+/*
+ * The loss of torch.nn.functional.cross_entropy for 2-D logits (n, q).
+ *
+ * Targets are either class indices (labels != NULL: n contiguous int64, each
+ * in [0, q) or equal to ignore_index) or class probabilities (probs != NULL:
+ * an (n, q) array of the logits' dtype).  weight is NULL or q contiguous
+ * values of the logits' dtype.  With label smoothing e, the target
+ * distribution is (1 - e) * target + e / q.
+ *
+ * Reductions: NONE writes the n row losses to loss_rows; SUM and MEAN write
+ * the total to *loss (a double).  MEAN divides by the summed weight of the
+ * non-ignored rows' labels (by n for probability targets), as PyTorch does;
+ * when that is 0 the loss is nan.  Ignored rows have loss 0 and gradient 0.
+ *
+ * grad, when not NULL, receives d loss / d logits (of the summed loss for
+ * NONE); it may be the logits themselves (same data and strides).
+ */
+typedef struct csm_ce_args {
+    ptrdiff_t n, q;
+    const void *logits;
+    ptrdiff_t logits_s0, logits_s1;
+    const int64_t *labels;
+    int64_t ignore_index;
+    const void *probs;
+    ptrdiff_t probs_s0, probs_s1;
+    const void *weight;
+    double label_smoothing;
+    csm_reduction reduction;
+    void *loss_rows;          /* NONE only: n values of the logits' dtype */
+    ptrdiff_t loss_rows_s0;
+    void *grad;               /* NULL for the loss alone */
+    ptrdiff_t grad_s0, grad_s1;
+} csm_ce_args;
+
+int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *args, double *loss);
+
+/* The position of the first label outside [0, q) that is not ignore_index,
+ * or -1 when every label is valid.  Callers check this before
+ * csm_cross_entropy, which assumes valid labels. */
+ptrdiff_t csm_first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q,
+                              int64_t ignore_index);
+
+/* ----------------------------------------------------- threads, config -- */
+
+/* Threads the kernels may use (default: OpenMP's maximum).  n < 1 means 1. */
+int csm_get_num_threads(void);
+void csm_set_num_threads(int n);
+
+/* 1 when built with OpenMP, else 0 (the kernels then use one thread). */
+int csm_openmp_enabled(void);
+
+/* The instruction set in use ("avx512", "avx2" or "generic"), chosen once
+ * from the CPU; the environment variable CSOFTMAX_SIMD can ask for a lower
+ * one.  csm_set_simd switches to a named, supported one (for tests) and
+ * returns 0, or -1 when the name is unknown or the CPU lacks it. */
+const char *csm_simd_name(void);
+int csm_set_simd(const char *name);
+/* Space-separated instruction sets that this build and this CPU support. */
+const char *csm_simd_available(void);
+
+/* The compiler that built the core. */
+const char *csm_compiler(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CSOFTMAX_H */

@@ -1,0 +1,48 @@
+/* threads.c - how many threads the kernels use, and when to use them. */
+#include "kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Starting a thread team costs a few microseconds, about as much as a
+ * softmax over 16K elements; below this much work per thread, fewer threads
+ * finish sooner.  A row costs about ROW_OVERHEAD elements on top of q. */
+#define MIN_WORK_PER_THREAD 16384
+#define ROW_OVERHEAD 16
+
+static int requested_threads; /* 0: OpenMP's default */
+
+int csm_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int csm_get_num_threads(void) {
+#ifdef _OPENMP
+    int n = __atomic_load_n(&requested_threads, __ATOMIC_RELAXED);
+    return n > 0 ? n : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void csm_set_num_threads(int n) {
+    __atomic_store_n(&requested_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED);
+}
+
+int csm_threads_for(ptrdiff_t rows, ptrdiff_t q) {
+    int nt = csm_get_num_threads();
+    if (nt <= 1 || rows <= 1)
+        return 1;
+    double work = (double)rows * (double)(q + ROW_OVERHEAD);
+    double useful = work / MIN_WORK_PER_THREAD;
+    if (useful < nt)
+        nt = useful < 1 ? 1 : (int)useful;
+    if (nt > rows)
+        nt = (int)rows;
+    return nt;
+}
