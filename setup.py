@@ -23,6 +23,15 @@ setup(
     package_data={"csoftmax": ["*.pxd", "*.pyx"]},
     python_requires=">=3.9",
     install_requires=["numpy>=1.25"],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "scipy>=1.10", "pytest-benchmark>=4"]},
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "scipy>=1.10",
+            "pytest-benchmark>=4",
+            "cython>=3.0",
+            "setuptools",
+        ]
+    },
     entry_points={"console_scripts": ["csoftmax = csoftmax.cli:main"]},
 )

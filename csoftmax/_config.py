@@ -48,8 +48,20 @@ def set_num_threads(n: int) -> None:
 
 
 def get_include() -> str:
-    """The directory holding ``csoftmax.h``, for C or Cython code built on csoftmax."""
-    return os.path.join(os.path.dirname(__file__), "include")
+    """The directory holding ``csoftmax.h``, for C or Cython code built on csoftmax.
+
+    Examples
+    --------
+    >>> import os, csoftmax as cs
+    >>> os.path.exists(os.path.join(cs.get_include(), "csoftmax.h"))
+    True
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isdir(installed):
+        return installed
+    # An editable install or a source checkout: the header's own folder.
+    return os.path.join(os.path.dirname(here), "src_c")
 
 
 def _config() -> dict[str, Any]:
