@@ -7,14 +7,10 @@ runs before any kernel touches memory.
 from __future__ import annotations
 
 import operator
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-
-try:  # NumPy >= 1.25
-    from numpy.exceptions import AxisError
-except ImportError:  # pragma: no cover
-    AxisError = np.AxisError  # type: ignore[attr-defined,misc]
+from numpy.exceptions import AxisError
 
 _KERNEL_TYPES = (np.float32, np.float64)
 
@@ -69,14 +65,14 @@ def same_view(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.strides == b.strides and data_address(a) == data_address(b)
 
 
-def clashes(out: np.ndarray, *inputs: Optional[np.ndarray]) -> bool:
+def clashes(out: np.ndarray, *inputs: np.ndarray | None) -> bool:
     """Would writing out change an input other than by exact aliasing?"""
     return any(
         x is not None and np.may_share_memory(out, x) and not same_view(out, x) for x in inputs
     )
 
 
-def row_layout(shape: tuple, axis: int, *strides: tuple) -> Optional[tuple]:
+def row_layout(shape: tuple, axis: int, *strides: tuple) -> tuple | None:
     """The rows along `axis` as the kernels see them, for arrays sharing `shape`.
 
     Returns ((n0, n1, q), [(s0, s1, sq) per array]) with strides in bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _run_rows(op: int, x: np.ndarray, axis: int, y: np.ndarray, y_strides: tuple
     _core.rows_kernel(op, x, n0, n1, q, xs0, xs1, xsq, y, ys0, ys1, ysq)
 
 
-def _map_rows(op: int, x: ArrayLike, axis: int, out: Optional[np.ndarray]) -> np.ndarray:
+def _map_rows(op: int, x: ArrayLike, axis: int, out: np.ndarray | None) -> np.ndarray:
     arr = as_real_array(x, "x")
     ax = normalize_axis(axis, arr.ndim)
     if out is None:
@@ -69,7 +69,7 @@ def _map_rows(op: int, x: ArrayLike, axis: int, out: Optional[np.ndarray]) -> np
     return res
 
 
-def softmax(x: ArrayLike, axis: int = -1, *, out: Optional[np.ndarray] = None) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
     """Softmax along an axis: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -97,7 +97,7 @@ def softmax(x: ArrayLike, axis: int = -1, *, out: Optional[np.ndarray] = None) -
     return _map_rows(_core.SOFTMAX, x, axis, out)
 
 
-def log_softmax(x: ArrayLike, axis: int = -1, *, out: Optional[np.ndarray] = None) -> np.ndarray:
+def log_softmax(x: ArrayLike, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
     """Log of the softmax along an axis, ``(x - max) - log(sum(exp(x - max)))``.
 
     Never forms ``exp(x)`` unshifted, so large logits do not overflow.
@@ -117,8 +117,8 @@ def logsumexp(
     axis: int = -1,
     *,
     keepdims: bool = False,
-    out: Optional[np.ndarray] = None,
-) -> Union[np.ndarray, np.floating]:
+    out: np.ndarray | None = None,
+) -> np.ndarray | np.floating:
     """``log(sum(exp(x)))`` along an axis, without overflow.
 
     A zero-length axis gives ``-inf``; a row of all ``-inf`` gives ``-inf``;
@@ -210,12 +210,12 @@ def _class_labels(t: np.ndarray, n: int, q: int, ignore: int) -> np.ndarray:
 def _cross_entropy(
     logits: ArrayLike,
     target: ArrayLike,
-    weight: Optional[ArrayLike],
+    weight: ArrayLike | None,
     ignore_index: int,
     reduction: str,
     label_smoothing: float,
     want_grad: bool,
-    grad_out: Optional[np.ndarray],
+    grad_out: np.ndarray | None,
 ):
     reduction, eps, ignore = _check_options(reduction, label_smoothing, ignore_index)
     o = as_real_array(logits, "logits")
@@ -260,7 +260,9 @@ def _cross_entropy(
             # The kernel may write the gradient over the logits (the same
             # view), but over nothing else that it reads.
             reads = (probs, w, labels)
-            if clashes(grad, o) or any(np.may_share_memory(grad, a) for a in reads if a is not None):
+            if clashes(grad, o) or any(
+                np.may_share_memory(grad, a) for a in reads if a is not None
+            ):
                 dest = np.empty(o.shape, o.dtype)
             else:
                 dest = grad
@@ -277,7 +279,7 @@ def cross_entropy(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    weight: Optional[ArrayLike] = None,
+    weight: ArrayLike | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
@@ -324,11 +326,11 @@ def cross_entropy_with_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    weight: Optional[ArrayLike] = None,
+    weight: ArrayLike | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-    grad_out: Optional[np.ndarray] = None,
+    grad_out: np.ndarray | None = None,
 ):
     """The cross-entropy and its gradient by the logits, in one fused pass.
 
