@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(CSM_ISA_avx512) || defined(CSM_ISA_avx2)
+#include <immintrin.h>
+#endif
+
 #if defined(CSM_ISA_avx512)
 #define VBYTES 64
 #elif defined(CSM_ISA_avx2)
@@ -60,29 +64,60 @@ static inline void vstore(REAL *p, VR v) {
     memcpy(p, &v, sizeof v);
 }
 
-/* The first k (< W) elements of p, the other lanes set to pad. */
-static inline VR vload_part(const REAL *p, ptrdiff_t k, REAL pad) {
-    VR v = vset(pad);
-    for (ptrdiff_t i = 0; i < k; i++)
-        v[i] = p[i];
-    return v;
-}
-
-static inline void vstore_part(REAL *p, VR v, ptrdiff_t k) {
-    for (ptrdiff_t i = 0; i < k; i++)
-        p[i] = v[i];
-}
-
 /* mask ? a : b, lane by lane (C has no vector ?: operator). */
 static inline VR vselect(VI mask, VR a, VR b) {
     return (VR)((mask & (VI)a) | (~mask & (VI)b));
 }
 
+/* All ones in the lanes below k, zeros from lane k on. */
+static inline VI vlanes_below(ptrdiff_t k) {
+    static const IREAL iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    VI lanes;
+    memcpy(&lanes, iota, sizeof lanes);
+    return lanes < (IREAL)k;
+}
+
+/* The first k (< W) elements of p, the other lanes set to pad; nothing past
+ * p[k - 1] is read (masked loads where the instruction set has them). */
+static inline VR vload_part(const REAL *p, ptrdiff_t k, REAL pad) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_mask_loadu_pd(_mm512_set1_pd(pad), (__mmask8)((1u << k) - 1), p);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_mask_loadu_ps(_mm512_set1_ps(pad), (__mmask16)((1u << k) - 1), p);
+#elif defined(CSM_ISA_avx2)
+    VI mask = vlanes_below(k);
+#if defined(CSM_TYPE_f64)
+    VR v = (VR)_mm256_maskload_pd(p, (__m256i)mask);
+#else
+    VR v = (VR)_mm256_maskload_ps(p, (__m256i)mask);
+#endif
+    return vselect(mask, v, vset(pad));
+#else
+    VR v = vset(pad);
+    for (ptrdiff_t i = 0; i < k; i++)
+        v[i] = p[i];
+    return v;
+#endif
+}
+
+static inline void vstore_part(REAL *p, VR v, ptrdiff_t k) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << k) - 1), (__m512d)v);
+#elif defined(CSM_ISA_avx512)
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    _mm256_maskstore_pd(p, (__m256i)vlanes_below(k), (__m256d)v);
+#elif defined(CSM_ISA_avx2)
+    _mm256_maskstore_ps(p, (__m256i)vlanes_below(k), (__m256)v);
+#else
+    for (ptrdiff_t i = 0; i < k; i++)
+        p[i] = v[i];
+#endif
+}
+
 /* Lanes at or past k zeroed (for the partial last vector of a row). */
 static inline VR vkeep_first(VR v, ptrdiff_t k) {
-    for (ptrdiff_t i = k; i < W; i++)
-        v[i] = 0;
-    return v;
+    return vselect(vlanes_below(k), v, vset(0));
 }
 
 /* A nan in a or b is not propagated; callers rely on nan reaching the sum. */
@@ -90,19 +125,25 @@ static inline VR vmax(VR a, VR b) {
     return vselect(a > b, a, b);
 }
 
-/* Lanes reduced in a fixed order, so the result depends only on v. */
+/* Lanes reduced pairwise (lane i with lane i + h, h = W/2, W/4, ..., 1): a
+ * fixed order, so the result depends only on v, and a short dependency chain,
+ * which matters for short rows. */
 static inline double vsum(VR v) {
-    double s = 0;
-    for (ptrdiff_t i = 0; i < W; i++)
-        s += (double)v[i];
-    return s;
+    REAL lanes[W];
+    memcpy(lanes, &v, sizeof v);
+    for (ptrdiff_t h = W / 2; h > 0; h /= 2)
+        for (ptrdiff_t i = 0; i < h; i++)
+            lanes[i] += lanes[i + h];
+    return (double)lanes[0];
 }
 
 static inline REAL vmax_lanes(VR v) {
-    REAL m = v[0];
-    for (ptrdiff_t i = 1; i < W; i++)
-        m = v[i] > m ? v[i] : m;
-    return m;
+    REAL lanes[W];
+    memcpy(lanes, &v, sizeof v);
+    for (ptrdiff_t h = W / 2; h > 0; h /= 2)
+        for (ptrdiff_t i = 0; i < h; i++)
+            lanes[i] = lanes[i + h] > lanes[i] ? lanes[i + h] : lanes[i];
+    return lanes[0];
 }
 
 #endif
