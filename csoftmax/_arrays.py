@@ -24,10 +24,19 @@ def as_real_array(x: Any, name: str) -> np.ndarray:
     arr = x if type(x) is np.ndarray else np.asarray(x)
     dt = arr.dtype
     if dt.type in _KERNEL_TYPES:
-        return arr if dt.isnative else arr.astype(dt.newbyteorder("="))
+        if not dt.isnative:
+            return arr.astype(dt.newbyteorder("="))
+        # A field of a packed record array: the kernels step in whole elements.
+        return arr if whole_element_strides(arr) else arr.copy()
     if dt.kind in "biuf":
         return arr.astype(np.float64)
     raise TypeError(f"{name}: expected real numbers, got an array of dtype {dt}")
+
+
+def whole_element_strides(a: np.ndarray) -> bool:
+    """Can the kernels address a (are its strides whole elements)?"""
+    size = a.itemsize
+    return all(s % size == 0 for s in a.strides)
 
 
 def normalize_axis(axis: Any, ndim: int) -> int:
@@ -65,8 +74,14 @@ def same_view(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.strides == b.strides and data_address(a) == data_address(b)
 
 
-def clashes(out: np.ndarray, *inputs: np.ndarray | None) -> bool:
-    """Would writing out change an input other than by exact aliasing?"""
+def needs_staging(out: np.ndarray, *inputs: np.ndarray | None) -> bool:
+    """Must the kernel write to a fresh buffer that is then copied into out?
+
+    Yes when out overlaps an input other than as the very same view, or when
+    its strides are not whole elements.
+    """
+    if not whole_element_strides(out):
+        return True
     return any(
         x is not None and np.may_share_memory(out, x) and not same_view(out, x) for x in inputs
     )

@@ -105,7 +105,7 @@ def rows_kernel(int op, cnp.ndarray x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t 
 def cross_entropy_kernel(cnp.ndarray logits, object labels, int64_t ignore_index,
                          object probs, object weight, double label_smoothing,
                          str reduction, object loss_rows, object grad):
-    """The fused cross-entropy; returns the reduced loss (a float).
+    """The fused cross-entropy; returns the reduced loss, rounded to the logits' dtype.
 
     logits: (n, q); labels: None or n contiguous int64; probs: None or (n, q)
     of the logits' dtype; weight: None or q contiguous values of that dtype;
@@ -168,7 +168,8 @@ def cross_entropy_kernel(cnp.ndarray logits, object labels, int64_t ignore_index
     with nogil:
         status = csm_cross_entropy(dtype, &a, &loss)
     raise_for(status)
-    return loss
+    # Rounded here, in C, so that NumPy's error state never sees an overflow.
+    return <float>loss if dtype == CSM_FLOAT32 else loss
 
 
 def first_bad_label(cnp.ndarray labels, Py_ssize_t q, int64_t ignore_index):

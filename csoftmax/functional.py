@@ -17,9 +17,10 @@ from . import _core
 from ._arrays import (
     as_real_array,
     check_out,
-    clashes,
+    needs_staging,
     normalize_axis,
     row_layout,
+    whole_element_strides,
 )
 
 __all__ = [
@@ -60,7 +61,7 @@ def _map_rows(op: int, x: ArrayLike, axis: int, out: np.ndarray | None) -> np.nd
         res = np.empty_like(arr)
     else:
         res = check_out(out, arr.shape, arr.dtype, "out")
-        if clashes(res, arr):  # overlapping but not the same view: go through a copy
+        if needs_staging(res, arr):
             tmp = np.empty_like(arr)
             _run_rows(op, arr, ax, tmp, tmp.strides)
             np.copyto(res, tmp)
@@ -150,7 +151,7 @@ def logsumexp(
     ax = normalize_axis(axis, arr.ndim)
     shape = arr.shape[:ax] + ((1,) if keepdims else ()) + arr.shape[ax + 1 :]
     res = np.empty(shape, arr.dtype) if out is None else check_out(out, shape, arr.dtype, "out")
-    dest = np.empty(shape, arr.dtype) if out is not None and clashes(res, arr) else res
+    dest = np.empty(shape, arr.dtype) if out is not None and needs_staging(res, arr) else res
     strides = list(dest.strides)
     if not keepdims:
         strides.insert(ax, 0)
@@ -183,7 +184,7 @@ def _check_options(
         ) from None
     if not -(2**63) <= ignore < 2**63:
         raise ValueError(f"ignore_index: {ignore} does not fit in int64")
-    return reduction, eps, ignore
+    return str(reduction), eps, ignore
 
 
 def _class_labels(t: np.ndarray, n: int, q: int, ignore: int) -> np.ndarray:
@@ -236,7 +237,8 @@ def _cross_entropy(
             )
         if ignore != -100:
             raise ValueError("ignore_index: applies to class-index targets only")
-        probs = t if t.dtype.isnative else t.astype(o.dtype)
+        native = t.dtype.isnative and whole_element_strides(t)
+        probs = t if native else t.astype(o.dtype)
     elif t.ndim == 1:
         labels = _class_labels(t, n, q, ignore)
     else:
@@ -260,7 +262,7 @@ def _cross_entropy(
             # The kernel may write the gradient over the logits (the same
             # view), but over nothing else that it reads.
             reads = (probs, w, labels)
-            if clashes(grad, o) or any(
+            if needs_staging(grad, o) or any(
                 np.may_share_memory(grad, a) for a in reads if a is not None
             ):
                 dest = np.empty(o.shape, o.dtype)

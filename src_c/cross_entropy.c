@@ -7,6 +7,7 @@
  * total loss is summed over fixed chunks of rows, and the chunks' partial
  * sums are added in order: the result is the same for every thread count.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "strided.h"
@@ -148,6 +149,11 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
     double total = 0;
     for (ptrdiff_t c = 0; c < n_chunks; c++)
         total += partial[c];
-    *loss = a->reduction == CSM_REDUCE_MEAN ? total / denom : total;
+    /* PyTorch's mean is (1-e) sum(nll)/D + (e/q) sum(smooth)/D, and sum(nll)
+     * is 0 or nan when D = 0: the mean is then nan, never inf. */
+    if (a->reduction == CSM_REDUCE_MEAN)
+        *loss = denom == 0 ? NAN : total / denom;
+    else
+        *loss = total;
     return CSM_OK;
 }
