@@ -96,9 +96,11 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_no_access_outside_the_arrays():
+def test_no_access_outside_the_arrays(tmp_path):
+    # In a folder of its own, so the child imports the installed csoftmax,
+    # not the source folder of a checkout.
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert proc.returncode == 0, (
         f"child exited with {proc.returncode} (a negative code is the signal that "
