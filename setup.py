@@ -22,16 +22,17 @@ setup(
     packages=["csoftmax"],
     package_data={"csoftmax": ["*.pxd", "*.pyx"]},
     python_requires=">=3.9",
-    install_requires=["numpy>=1.25"],
+    install_requires=["numpy>=1.25", "scipy>=1.10", "threadpoolctl>=3", "tqdm>=4"],
     extras_require={
         "test": [
             "pytest>=7",
             "hypothesis>=6",
-            "scipy>=1.10",
             "pytest-benchmark>=4",
             "cython>=3.0",
             "setuptools",
-        ]
+            "matplotlib>=3.5",
+        ],
+        "plot": ["matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["csoftmax = csoftmax.cli:main"]},
 )

@@ -9,6 +9,7 @@ released; the API follows NumPy's and PyTorch's conventions.
 array([[0.5, 0.5]])
 """
 
+from . import callbacks, datasets, optim
 from ._config import get_include, get_num_threads, set_num_threads, show_config
 from .functional import (
     accuracy,
@@ -18,6 +19,9 @@ from .functional import (
     logsumexp,
     softmax,
 )
+from .model import SoftmaxRegression
+from .optim import SGD
+from .trainer import History, Trainer
 
 __version__ = "0.1.0"
 
@@ -33,4 +37,11 @@ __all__ = [
     "set_num_threads",
     "show_config",
     "get_include",
+    "SoftmaxRegression",
+    "SGD",
+    "Trainer",
+    "History",
+    "callbacks",
+    "datasets",
+    "optim",
 ]

@@ -14,6 +14,7 @@ cdef extern from "csoftmax.h" nogil:
     enum:
         CSM_OK
         CSM_ENOMEM
+        CSM_ENOBLAS
 
     ctypedef struct csm_rows:
         void *data
@@ -48,6 +49,14 @@ cdef extern from "csoftmax.h" nogil:
     int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *args, double *loss)
     Py_ssize_t csm_first_bad_label(const int64_t *labels, Py_ssize_t n, Py_ssize_t q,
                                    int64_t ignore_index)
+    void csm_set_blas(void *sgemm, void *dgemm)
+    int csm_has_blas()
+    int csm_linear_forward(csm_dtype dtype, Py_ssize_t n, Py_ssize_t d, Py_ssize_t q,
+                           const void *x, Py_ssize_t ldx, const void *w, const void *b,
+                           void *out, Py_ssize_t ldo)
+    int csm_linear_backward(csm_dtype dtype, Py_ssize_t n, Py_ssize_t d, Py_ssize_t q,
+                            const void *x, Py_ssize_t ldx, const void *g, Py_ssize_t ldg,
+                            double alpha, double beta, void *gw, void *gb)
     int csm_get_num_threads()
     void csm_set_num_threads(int n)
     int csm_openmp_enabled()

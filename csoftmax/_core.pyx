@@ -7,6 +7,7 @@ Everything a user can get wrong is checked earlier, in csoftmax.functional.
 """
 cimport numpy as cnp
 import numpy as np
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
 
 cnp.import_array()
@@ -69,6 +70,8 @@ cdef check_writeable(cnp.ndarray a, str name):
 cdef raise_for(int status):
     if status == CSM_ENOMEM:
         raise MemoryError("csoftmax: out of memory for a row buffer")
+    if status == CSM_ENOBLAS:
+        raise RuntimeError("csoftmax: no BLAS registered (call csoftmax._core.use_scipy_blas())")
 
 
 def rows_kernel(int op, cnp.ndarray x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t q,
@@ -193,6 +196,90 @@ def exp(cnp.ndarray x):
     with nogil:
         csm_exp(dtype, cnp.PyArray_DATA(x), cnp.PyArray_DATA(y), n)
     return y
+
+
+cdef void *capsule_pointer(object capsule):
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+def use_scipy_blas():
+    """Hand SciPy's sgemm and dgemm to the core (idempotent)."""
+    from scipy.linalg import cython_blas
+
+    api = cython_blas.__pyx_capi__
+    csm_set_blas(capsule_pointer(api["sgemm"]), capsule_pointer(api["dgemm"]))
+
+
+cdef int check_matrix(cnp.ndarray a, csm_dtype dtype, str name, bint writeable) except -1:
+    """A 2-D array of dtype whose rows are contiguous (what BLAS can take)."""
+    if dtype_of(a, name) != dtype:
+        raise TypeError(f"{name}: expected the model's dtype")
+    if cnp.PyArray_NDIM(a) != 2:
+        raise ValueError(f"{name}: expected a 2-D array")
+    if cnp.PyArray_DIM(a, 1) > 1 and cnp.PyArray_STRIDE(a, 1) != cnp.PyArray_ITEMSIZE(a):
+        raise ValueError(f"{name}: rows must be contiguous")
+    if cnp.PyArray_STRIDE(a, 0) < 0 or cnp.PyArray_STRIDE(a, 0) % cnp.PyArray_ITEMSIZE(a):
+        raise ValueError(f"{name}: unsupported row stride")
+    if max(cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1)) >= 2**31:
+        raise ValueError(f"{name}: dimensions must fit BLAS's 32-bit integers")
+    if writeable:
+        check_writeable(a, name)
+    return 0
+
+
+cdef Py_ssize_t row_stride(cnp.ndarray a):
+    cdef Py_ssize_t ld = cnp.PyArray_STRIDE(a, 0) // cnp.PyArray_ITEMSIZE(a)
+    return ld if ld > 0 else cnp.PyArray_DIM(a, 1)
+
+
+def linear_forward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray out):
+    """out = x @ w + b through BLAS GEMM; shapes (n, d), (d, q), (q,), (n, q)."""
+    cdef csm_dtype dtype = dtype_of(w, "weight")
+    check_matrix(x, dtype, "X", False)
+    check_matrix(out, dtype, "out", True)
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(w) and cnp.PyArray_IS_C_CONTIGUOUS(b)):
+        raise ValueError("weight, bias: expected contiguous arrays")
+    check_same_dtype(w, b, "bias")
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], q = w.shape[1]
+    if w.shape[0] != d or b.shape[0] != q or out.shape[0] != n or out.shape[1] != q:
+        raise ValueError("linear_forward: shapes do not match")
+    cdef Py_ssize_t ldx = row_stride(x), ldo = row_stride(out)
+    cdef int status
+    with nogil:
+        status = csm_linear_forward(dtype, n, d, q, cnp.PyArray_DATA(x), ldx,
+                                    cnp.PyArray_DATA(w), cnp.PyArray_DATA(b),
+                                    cnp.PyArray_DATA(out), ldo)
+    raise_for(status)
+
+
+def linear_backward(cnp.ndarray x, cnp.ndarray g, cnp.ndarray gw, object gb,
+                    double alpha=1.0, double beta=0.0):
+    """gw = alpha x.T @ g + beta gw and gb = alpha g.sum(0) + beta gb (gb may be None)."""
+    cdef csm_dtype dtype = dtype_of(gw, "grad_weight")
+    check_matrix(x, dtype, "X", False)
+    check_matrix(g, dtype, "grad", False)
+    check_writeable(gw, "grad_weight")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(gw):
+        raise ValueError("grad_weight: expected a contiguous array")
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], q = g.shape[1]
+    if g.shape[0] != n or gw.shape[0] != d or gw.shape[1] != q:
+        raise ValueError("linear_backward: shapes do not match")
+    cdef void *gb_data = NULL
+    cdef cnp.ndarray gb_arr
+    if gb is not None:
+        gb_arr = gb
+        check_same_dtype(gw, gb_arr, "grad_bias")
+        check_writeable(gb_arr, "grad_bias")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(gb_arr) or cnp.PyArray_SIZE(gb_arr) != q:
+            raise ValueError("grad_bias: expected q contiguous values")
+        gb_data = cnp.PyArray_DATA(gb_arr)
+    cdef Py_ssize_t ldx = row_stride(x), ldg = row_stride(g)
+    cdef int status
+    with nogil:
+        status = csm_linear_backward(dtype, n, d, q, cnp.PyArray_DATA(x), ldx,
+                                     cnp.PyArray_DATA(g), ldg, alpha, beta,
+                                     cnp.PyArray_DATA(gw), gb_data)
+    raise_for(status)
 
 
 def get_num_threads():

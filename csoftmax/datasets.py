@@ -32,6 +32,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -115,9 +116,6 @@ class DatasetError(OSError):
     def __init__(self, message: str, path: PathLike | None = None) -> None:
         super().__init__(message)
         self.path = None if path is None else Path(path)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 # ---------------------------------------------------------------------------
@@ -277,11 +275,13 @@ def read_idx(path: PathLike, expected_sha256: str | None = None) -> np.ndarray:
     --------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> path = Path(tempfile.mkdtemp()) / "tiny-idx2-ubyte"
-    >>> _ = path.write_bytes(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]))
-    >>> read_idx(path)
-    array([[1, 2, 3],
-           [4, 5, 6]], dtype=uint8)
+    >>> header = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3])  # uint8, 2 dims: 2 x 3
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "tiny-idx2-ubyte"
+    ...     _ = path.write_bytes(header + bytes([1, 2, 3, 4, 5, 6]))
+    ...     print(read_idx(path))
+    [[1 2 3]
+     [4 5 6]]
     """
     return _read_idx(Path(path), expected_sha256, "")
 
@@ -376,9 +376,16 @@ def _locate(root: PathLike | None, download: bool, progress: bool) -> Path:
             )
         return directory
     searched = _candidates()
-    for _, directory in searched:
-        if not _missing(directory):
+    for what, directory in searched:
+        missing = _missing(directory)
+        if not missing:
             return directory
+        if what.startswith("$"):
+            warnings.warn(
+                f"{ENV_VAR}={os.environ[ENV_VAR]!r} lacks {', '.join(missing)} "
+                "(as NAME or NAME.gz); looking elsewhere",
+                stacklevel=3,
+            )
     if not download:
         raise DatasetError(_not_found_message(searched, download=False))
     return download_fashion_mnist(progress=progress)
@@ -469,7 +476,12 @@ def _download_file(
                 f"{dest}: incomplete download of {url} ({received} of {total} bytes). Try again.",
                 dest,
             )
-        _read_idx(tmp, expected_sha256, f"(downloaded from {url}) Try again.", expected_shape)
+        try:
+            _read_idx(tmp, expected_sha256, "", expected_shape)
+        except DatasetError as e:
+            raise DatasetError(
+                f"{dest}: the file downloaded from {url} is broken ({e}). Try again.", dest
+            ) from e
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     except BaseException:

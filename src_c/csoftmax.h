@@ -35,7 +35,7 @@ extern "C" {
 
 typedef enum csm_dtype { CSM_FLOAT32 = 0, CSM_FLOAT64 = 1 } csm_dtype;
 
-enum { CSM_OK = 0, CSM_ENOMEM = -1 };
+enum { CSM_OK = 0, CSM_ENOMEM = -1, CSM_ENOBLAS = -2 };
 
 /*
  * A batch of rows, the view every row kernel works on: n0 * n1 rows of q
@@ -114,6 +114,29 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *args, double *loss);
  * csm_cross_entropy, which assumes valid labels. */
 ptrdiff_t csm_first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q,
                               int64_t ignore_index);
+
+/* -------------------------------------------------------- linear layer -- */
+
+/*
+ * The core links no BLAS: csm_set_blas hands it Fortran-convention sgemm and
+ * dgemm (any BLAS, e.g. SciPy's scipy.linalg.cython_blas).  Until then the
+ * linear functions return CSM_ENOBLAS and touch nothing.  Matrices are
+ * row-major with contiguous rows; ld* are row strides in elements; every
+ * dimension must fit in a C int.  GEMM runs on BLAS's own threads, never
+ * inside the kernels' OpenMP regions.
+ */
+void csm_set_blas(void *sgemm, void *dgemm);
+int csm_has_blas(void);
+
+/* out (n x q, row stride ldo) = x (n x d, ldx) . w (d x q, contiguous) + b (q). */
+int csm_linear_forward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, const void *x,
+                       ptrdiff_t ldx, const void *w, const void *b, void *out, ptrdiff_t ldo);
+
+/* gw (d x q, contiguous) = alpha x^T g + beta gw, and, when gb is not NULL,
+ * gb (q) = alpha colsum(g) + beta gb, with g (n x q, row stride ldg). */
+int csm_linear_backward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, const void *x,
+                        ptrdiff_t ldx, const void *g, ptrdiff_t ldg, double alpha, double beta,
+                        void *gw, void *gb);
 
 /* ----------------------------------------------------- threads, config -- */
 

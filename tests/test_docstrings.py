@@ -5,9 +5,9 @@ import doctest
 import pytest
 
 import csoftmax
-from csoftmax import _config, functional
+from csoftmax import _config, callbacks, functional, model, optim, trainer
 
-MODULES = [csoftmax, functional, _config]
+MODULES = [csoftmax, functional, _config, model, optim, trainer, callbacks]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -1,0 +1,433 @@
+"""The training loop: minibatch SGD over a data set, epoch by epoch.
+
+One step is a handful of calls on buffers allocated once per fit: gather the
+batch's rows, GEMM into the logits, the fused cross-entropy writes the
+gradient over the logits, GEMM for the weight gradient, the optimizer's
+in-place update.  The batch order of epoch e comes from ``(seed, e)``
+alone, so the same seed gives bitwise-identical weights and a run resumed
+from a checkpoint ends exactly where the uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._arrays import as_real_array
+from .functional import cross_entropy, cross_entropy_with_grad
+from .model import ModelFileError, SoftmaxRegression, _ensure_blas, read_npz, write_npz_atomically
+from .optim import SGD
+
+__all__ = ["Trainer", "History"]
+
+CHECKPOINT_FORMAT = "csoftmax.checkpoint"
+CHECKPOINT_VERSION = 1
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+EVAL_BLOCK_ROWS = 8192
+
+
+class History:
+    """Per-epoch metrics of a fit: ``train_loss``, ``train_acc``,
+    ``val_loss``, ``val_acc`` (nan without validation data) and ``seconds``.
+
+    Index it like a dict (``history["val_acc"]``) or read the attributes.
+    ``interrupted`` is True when Ctrl-C stopped the fit.
+
+    >>> h = History()
+    >>> h.append({"train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6,
+    ...           "val_acc": 0.75, "seconds": 0.1})
+    >>> len(h), h["val_acc"]
+    (1, [0.75])
+    """
+
+    def __init__(self) -> None:
+        self.train_loss: list[float] = []
+        self.train_acc: list[float] = []
+        self.val_loss: list[float] = []
+        self.val_acc: list[float] = []
+        self.seconds: list[float] = []
+        self.interrupted = False
+
+    def __getitem__(self, key: str) -> list[float]:
+        if key not in METRICS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self)}, interrupted={self.interrupted})"
+
+    def append(self, logs: dict[str, float]) -> None:
+        for key in METRICS:
+            self[key].append(float(logs[key]))
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {key: list(self[key]) for key in METRICS}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Sequence[float]]) -> History:
+        h = cls()
+        for key in METRICS:
+            h[key].extend(float(v) for v in d[key])
+        return h
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C during a fit into a request to stop at the next
+    batch boundary; a second Ctrl-C raises KeyboardInterrupt as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Trains a :class:`SoftmaxRegression` with an optimizer on minibatches.
+
+    Parameters
+    ----------
+    model : SoftmaxRegression
+    optimizer : SGD
+    batch_size : int, default 256
+    shuffle : bool, default True
+        Shuffle the rows every epoch; without it batches are taken in order.
+        The last, partial batch is kept either way.
+    seed : int, optional
+        Seed of the shuffling (a fresh one is drawn when None, and kept in
+        ``trainer.seed`` and in checkpoints).
+    progress : bool, default True
+        Show a progress bar over the batches (when tqdm is installed and
+        standard error is a terminal).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax as cs
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(512, 5)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> trainer = cs.Trainer(cs.SoftmaxRegression(5, 2, seed=0), cs.SGD(lr=0.5),
+    ...                      batch_size=64, seed=0, progress=False)
+    >>> history = trainer.fit(X, y, epochs=3)
+    >>> len(history), history.train_acc[-1] > 0.9
+    (3, True)
+    """
+
+    def __init__(
+        self,
+        model: SoftmaxRegression,
+        optimizer: SGD,
+        *,
+        batch_size: int = 256,
+        shuffle: bool = True,
+        seed: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, SoftmaxRegression):
+            raise TypeError(f"model: expected a SoftmaxRegression, got {type(model).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size: expected an integer, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+        self.model = model
+        self.optimizer = optimizer
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.progress = bool(progress)
+        self.epoch = 0  # epochs completed
+        self.history = History()
+        self.stop_training = False
+
+    # ----------------------------------------------------------- checking --
+    def _data(self, X: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+        model = self.model
+        x = as_real_array(X, name)
+        if x.ndim != 2 or x.shape[1] != model.n_features:
+            raise ValueError(f"{name}: expected shape (n, {model.n_features}), got {x.shape}")
+        if x.dtype != model.dtype or not (x.flags.c_contiguous or x.shape[0] == 0):
+            x = np.ascontiguousarray(x, dtype=model.dtype)
+        labels = np.asarray(y)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"y: class indices must be integers, got dtype {labels.dtype}")
+        if labels.shape != (x.shape[0],):
+            raise ValueError(f"y: expected {x.shape[0]} labels, got shape {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() >= model.n_classes):
+            bad = labels.min() if labels.min() < 0 else labels.max()
+            raise ValueError(f"y: label {int(bad)} is out of range [0, {model.n_classes})")
+        return x, np.ascontiguousarray(labels, dtype=np.int64)
+
+    # ---------------------------------------------------------- training --
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int = 10,
+        validation_data: tuple[Any, Any] | None = None,
+        callbacks: Iterable[Any] = (),
+        resume_from: str | os.PathLike | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs; returns the :class:`History` of all epochs.
+
+        Parameters
+        ----------
+        X, y : array_like
+            Rows (n, n_features) and their integer labels (n,).
+        epochs : int, default 10
+            Epochs to train.  With ``resume_from``, the total of the run the
+            checkpoint belongs to: the epochs it holds are not repeated.
+        validation_data : (X_val, y_val), optional
+            Evaluated after every epoch (``val_loss``, ``val_acc``).
+        callbacks : iterable
+            Objects with any of ``on_train_begin(trainer)``,
+            ``on_epoch_begin(trainer, epoch)``,
+            ``on_epoch_end(trainer, epoch, logs)``, ``on_train_end(trainer)``;
+            setting ``trainer.stop_training`` ends the fit after the epoch.
+        resume_from : path, optional
+            A checkpoint written by :meth:`save_checkpoint` (or the
+            ``Checkpoint`` callback) to continue from.
+
+        Ctrl-C stops the fit at the next batch boundary: the weights are
+        those after the last complete step, the History holds the complete
+        epochs, and ``history.interrupted`` is True.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
+        x, labels = self._data(X, y, "X")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a pair (X_val, y_val)")
+            val = self._data(validation_data[0], validation_data[1], "validation_data")
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+            last = int(epochs)
+        else:
+            last = self.epoch + int(epochs)
+        callbacks = list(callbacks)
+        _ensure_blas()
+        self.stop_training = False
+        self.history.interrupted = False
+
+        buffers = _StepBuffers(self.model, min(self.batch_size, max(x.shape[0], 1)))
+        _call(callbacks, "on_train_begin", self)
+        with _Interrupt() as interrupt:
+            while self.epoch < last and not self.stop_training:
+                _call(callbacks, "on_epoch_begin", self, self.epoch)
+                start = time.perf_counter()
+                done, loss_sum, correct, seen = self._train_epoch(x, labels, buffers, interrupt)
+                if not done:
+                    self.history.interrupted = True
+                    break
+                logs = {
+                    "train_loss": loss_sum / seen if seen else float("nan"),
+                    "train_acc": correct / seen if seen else float("nan"),
+                    "val_loss": float("nan"),
+                    "val_acc": float("nan"),
+                }
+                if val is not None:
+                    scores = self._evaluate(*val)
+                    logs["val_loss"], logs["val_acc"] = scores["loss"], scores["accuracy"]
+                logs["seconds"] = time.perf_counter() - start
+                self.history.append(logs)
+                self.epoch += 1
+                _call(callbacks, "on_epoch_end", self, self.epoch - 1, logs)
+        _call(callbacks, "on_train_end", self)
+        return self.history
+
+    def _batch_order(self, n: int) -> np.ndarray | None:
+        if not self.shuffle:
+            return None
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def _train_epoch(self, x, labels, buf, interrupt):
+        model, opt, bs = self.model, self.optimizer, self.batch_size
+        w, b = model.weight, model.bias
+        n = x.shape[0]
+        order = self._batch_order(n)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = _progress_bar(self.progress, (n + bs - 1) // bs, f"epoch {self.epoch + 1}")
+        for start in range(0, n, bs):
+            if interrupt.requested:
+                _close(bar)
+                return False, loss_sum, correct, seen
+            m = min(bs, n - start)
+            if order is None:
+                xb, yb = x[start : start + m], labels[start : start + m]
+            else:
+                idx = order[start : start + m]
+                xb, yb = buf.x[:m], buf.y[:m]
+                np.take(x, idx, axis=0, out=xb)
+                np.take(labels, idx, out=yb)
+            logits = buf.logits[:m]
+            _core.linear_forward(xb, w, b, logits)
+            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+            loss, _ = cross_entropy_with_grad(logits, yb, grad_out=logits)
+            _core.linear_backward(xb, logits, buf.grad_w, buf.grad_b)
+            opt.step((w, b), (buf.grad_w, buf.grad_b))
+            loss_sum += float(loss) * m
+            seen += m
+            if bar is not None:
+                bar.update(1)
+        _close(bar)
+        return True, loss_sum, correct, seen
+
+    # -------------------------------------------------------- evaluation --
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """Mean loss and accuracy of the model on (X, y), in large blocks.
+
+        >>> import numpy as np, csoftmax as cs
+        >>> t = cs.Trainer(cs.SoftmaxRegression(3, 2), cs.SGD(), progress=False)
+        >>> t.evaluate(np.zeros((4, 3)), [0, 1, 0, 1])
+        {'loss': 0.6931471824645996, 'accuracy': 0.5}
+        """
+        _ensure_blas()
+        return self._evaluate(*self._data(X, y, "X"))
+
+    def _evaluate(self, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        model = self.model
+        n = x.shape[0]
+        if n == 0:
+            return {"loss": float("nan"), "accuracy": float("nan")}
+        block = np.empty((min(n, EVAL_BLOCK_ROWS), model.n_classes), model.dtype)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, EVAL_BLOCK_ROWS):
+            m = min(EVAL_BLOCK_ROWS, n - start)
+            logits, yb = block[:m], labels[start : start + m]
+            _core.linear_forward(x[start : start + m], model.weight, model.bias, logits)
+            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+            loss_sum += float(cross_entropy(logits, yb, reduction="sum"))
+        return {"loss": loss_sum / n, "accuracy": correct / n}
+
+    # -------------------------------------------------------- checkpoints --
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write everything a resumed fit needs (model, optimizer, epoch,
+        seed, history) to ``path`` atomically (temporary name, then rename)."""
+        model, state = self.model, self.optimizer.state_dict()
+        velocity = state.pop("velocity")
+        header = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "dtype": model.dtype.name,
+            "n_features": model.n_features,
+            "n_classes": model.n_classes,
+            "class_names": model.class_names,
+            "optimizer": state,
+            "velocity": [v is not None for v in velocity],
+            "history": self.history.as_dict(),
+        }
+        arrays = {
+            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            "weight": model.weight,
+            "bias": model.bias,
+        }
+        for i, v in enumerate(velocity):
+            if v is not None:
+                arrays[f"velocity_{i}"] = v
+        write_npz_atomically(path, arrays)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore the state :meth:`save_checkpoint` wrote into this trainer,
+        its model and its optimizer (which must match its shapes and dtype)."""
+        where = os.fspath(path)
+        arrays = read_npz(path, None)
+        try:
+            header = json.loads(arrays["header"].astype(np.uint8).tobytes().decode())
+            if header["format"] != CHECKPOINT_FORMAT or header["version"] != CHECKPOINT_VERSION:
+                raise ModelFileError(f"{where}: not a csoftmax checkpoint of version 1")
+            model = self.model
+            if (header["n_features"], header["n_classes"], header["dtype"]) != (
+                model.n_features,
+                model.n_classes,
+                model.dtype.name,
+            ):
+                raise ModelFileError(
+                    f"{where}: a checkpoint of a {header['n_features']}x{header['n_classes']} "
+                    f"{header['dtype']} model, not of this {model!r}"
+                )
+            expected = {"header", "weight", "bias"}
+            expected |= {f"velocity_{i}" for i, has in enumerate(header["velocity"]) if has}
+            if set(arrays) != expected:
+                raise ModelFileError(f"{where}: expected arrays {sorted(expected)}")
+            weight, bias = arrays["weight"], arrays["bias"]
+            if weight.shape != model.weight.shape or bias.shape != model.bias.shape:
+                raise ModelFileError(f"{where}: weight or bias of the wrong shape")
+            if weight.dtype != model.dtype or bias.dtype != model.dtype:
+                raise ModelFileError(f"{where}: weight or bias of the wrong dtype")
+            state = dict(header["optimizer"])
+            state["velocity"] = [
+                arrays.get(f"velocity_{i}") for i in range(len(header["velocity"]))
+            ]
+            history = History.from_dict(header["history"])
+            epoch, seed = int(header["epoch"]), int(header["seed"])
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"{where}: a malformed checkpoint ({e})") from None
+        self.optimizer.load_state_dict(state)
+        np.copyto(model.weight, weight)
+        np.copyto(model.bias, bias)
+        model.class_names = header["class_names"]
+        self.history, self.epoch, self.seed = history, epoch, seed
+        self.batch_size, self.shuffle = int(header["batch_size"]), bool(header["shuffle"])
+
+
+class _StepBuffers:
+    """The per-step arrays of a fit, allocated once."""
+
+    def __init__(self, model: SoftmaxRegression, rows: int) -> None:
+        self.x = np.empty((rows, model.n_features), model.dtype)
+        self.y = np.empty(rows, np.int64)
+        self.logits = np.empty((rows, model.n_classes), model.dtype)
+        self.grad_w = np.empty_like(model.weight)
+        self.grad_b = np.empty_like(model.bias)
+
+
+def _call(callbacks: list, method: str, *args: Any) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, unit="batch")
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
