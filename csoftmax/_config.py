@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import platform
+import sys
 from typing import Any
 
 from . import _core
@@ -27,7 +28,9 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Let the kernels use up to ``n`` threads (small inputs still use one).
 
-    Results are bitwise identical whatever ``n`` is.
+    BLAS, which the model's GEMMs run on, follows the same limit (through
+    threadpoolctl), so the two never oversubscribe the cores.  Kernel
+    results are bitwise identical whatever ``n`` is.
 
     Examples
     --------
@@ -44,7 +47,45 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n: expected an integer, got {type(n).__name__}") from None
     if k < 1:
         raise ValueError(f"n: the number of threads must be at least 1, got {k}")
-    _core.set_num_threads(min(k, 2**31 - 1))
+    global _requested_threads
+    _requested_threads = min(k, 2**31 - 1)
+    _core.set_num_threads(_requested_threads)
+    apply_blas_threads()
+
+
+_requested_threads: int | None = None
+
+
+def apply_blas_threads() -> None:
+    """Let BLAS use as many threads as set_num_threads asked for.
+
+    BLAS (SciPy's, which the model calls) is loaded lazily, so this runs
+    again once it is; without threadpoolctl BLAS keeps its own setting.
+    """
+    if _requested_threads is None or "scipy.linalg" not in sys.modules:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return
+    threadpool_limits(limits=_requested_threads, user_api="blas")
+
+
+def _blas_description() -> str:
+    """The BLAS behind scipy.linalg.cython_blas, as threadpoolctl sees it."""
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+        from threadpoolctl import threadpool_info
+    except ImportError as e:  # pragma: no cover - declared dependencies
+        return f"unavailable ({e})"
+    found = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    scipy_own = [i for i in found if "scipy" in str(i.get("filepath", ""))]
+    for info in scipy_own or found:
+        return (
+            f"{info.get('internal_api')} {info.get('version')} via scipy.linalg.cython_blas "
+            f"({info.get('num_threads')} threads)"
+        )
+    return "scipy.linalg.cython_blas (library not identified)"
 
 
 def get_include() -> str:
@@ -77,7 +118,7 @@ def _config() -> dict[str, Any]:
         "threads": _core.get_num_threads(),
         "simd": _core.simd_name(),
         "simd_available": " ".join(_core.simd_available()),
-        "blas": "none: the kernels need no BLAS",
+        "blas": _blas_description(),
     }
 
 

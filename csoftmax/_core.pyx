@@ -216,14 +216,16 @@ cdef int check_matrix(cnp.ndarray a, csm_dtype dtype, str name, bint writeable) 
         raise TypeError(f"{name}: expected the model's dtype")
     if cnp.PyArray_NDIM(a) != 2:
         raise ValueError(f"{name}: expected a 2-D array")
+    if writeable:
+        check_writeable(a, name)
+    if cnp.PyArray_SIZE(a) == 0:  # any strides: nothing is read or written
+        return 0
     if cnp.PyArray_DIM(a, 1) > 1 and cnp.PyArray_STRIDE(a, 1) != cnp.PyArray_ITEMSIZE(a):
         raise ValueError(f"{name}: rows must be contiguous")
     if cnp.PyArray_STRIDE(a, 0) < 0 or cnp.PyArray_STRIDE(a, 0) % cnp.PyArray_ITEMSIZE(a):
         raise ValueError(f"{name}: unsupported row stride")
     if max(cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1)) >= 2**31:
         raise ValueError(f"{name}: dimensions must fit BLAS's 32-bit integers")
-    if writeable:
-        check_writeable(a, name)
     return 0
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_real_array, check_out
+from ._config import apply_blas_threads
 from .functional import cross_entropy_with_grad
 
 __all__ = ["SoftmaxRegression", "ModelFileError"]
@@ -36,6 +37,7 @@ def _ensure_blas() -> None:
     if not _blas_ready:
         _core.use_scipy_blas()
         _blas_ready = True
+        apply_blas_threads()
 
 
 def _model_dtype(dtype: Any) -> np.dtype:

@@ -67,7 +67,9 @@ def get(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"recipe: unknown recipe {name!r}; choose from {sorted(RECIPES)}") from None
+        raise ValueError(
+            f"recipe: unknown recipe {name!r}; choose from {sorted(RECIPES)}"
+        ) from None
 
 
 def prepare(
