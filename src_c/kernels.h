@@ -17,10 +17,15 @@ typedef struct csm_ce_row {
     double grad_scale;      /* 1 / denominator of the reduction */
 } csm_ce_row;
 
+/* The row kernels take `rows` contiguous rows of q elements, row r at
+ * x + r*ldx (elements); logsumexp writes one value per row, at y + r*ldy. */
+typedef void (*csm_rows_fn)(const void *x, ptrdiff_t ldx, void *y, ptrdiff_t ldy, ptrdiff_t rows,
+                            ptrdiff_t q);
+
 typedef struct csm_row_kernels {
-    void (*softmax)(const void *x, void *y, ptrdiff_t q);
-    void (*log_softmax)(const void *x, void *y, ptrdiff_t q);
-    double (*logsumexp)(const void *x, ptrdiff_t q);
+    csm_rows_fn softmax;
+    csm_rows_fn log_softmax;
+    csm_rows_fn logsumexp;
     /* Returns the row's loss (unreduced); writes the gradient when g != NULL.
      * g may be o. */
     double (*cross_entropy)(const void *o, void *g, ptrdiff_t q, const csm_ce_row *p);

@@ -78,17 +78,13 @@ static void affine(const REAL *x, REAL *y, ptrdiff_t q, REAL a, REAL b) {
         vstore_part(y + k, vload_part(x + k, q - k, 0) * a + b, q - k);
 }
 
-static void softmax_row(const void *xv, void *yv, ptrdiff_t q) {
-    const REAL *x = xv;
-    REAL *y = yv;
+static void softmax_row(const REAL *x, REAL *y, ptrdiff_t q) {
     const REAL m = row_max(x, q);
     const double s = exp_sum(x, y, q, m, 1);
     affine(y, y, q, (REAL)(1.0 / s), 0);
 }
 
-static void log_softmax_row(const void *xv, void *yv, ptrdiff_t q) {
-    const REAL *x = xv;
-    REAL *y = yv;
+static void log_softmax_row(const REAL *x, REAL *y, ptrdiff_t q) {
     const REAL m = row_max(x, q);
     const REAL log_s = (REAL)log(exp_sum(x, NULL, q, m, 0));
     /* (x - m) - log_s, not x - (m + log_s): x - m is exact near the max. */
@@ -100,13 +96,78 @@ static void log_softmax_row(const void *xv, void *yv, ptrdiff_t q) {
         vstore_part(y + k, (vload_part(x + k, q - k, 0) - vm) - log_s, q - k);
 }
 
-static double logsumexp_row(const void *xv, ptrdiff_t q) {
-    const REAL *x = xv;
+static double logsumexp_row(const REAL *x, ptrdiff_t q) {
     const REAL m = row_max(x, q);
     /* An infinite max is not subtracted: a row of -inf then sums to 0
      * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
     const REAL shift = isfinite(m) ? m : 0;
     return (double)shift + log(exp_sum(x, NULL, q, shift, 0));
+}
+
+/*
+ * Rows no longer than one vector (q <= W, such as the 10 classes of
+ * Fashion-MNIST) live in one register from load to store: the max and the
+ * sum are shuffle trees, and consecutive rows are independent, so the CPU
+ * overlaps them.  The padding lanes hold -inf, whose exp is 0.
+ */
+static inline VR short_row(const REAL *x, ptrdiff_t q, VR *m) {
+    const VR v = vload_part(x, q, -INFINITY);
+    *m = vmax_all(v);
+    return v;
+}
+
+static void softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy, ptrdiff_t rows,
+                         ptrdiff_t q) {
+    const REAL *x = xv;
+    REAL *y = yv;
+    if (q > W) {
+        for (ptrdiff_t r = 0; r < rows; r++)
+            softmax_row(x + r * ldx, y + r * ldy, q);
+        return;
+    }
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        VR m;
+        const VR v = short_row(x + r * ldx, q, &m);
+        /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
+        const VR e = vkeep_first(vexp(v - m), q);
+        vstore_part(y + r * ldy, e / vsum_all(e), q);
+    }
+}
+
+static void log_softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy,
+                             ptrdiff_t rows, ptrdiff_t q) {
+    const REAL *x = xv;
+    REAL *y = yv;
+    if (q > W) {
+        for (ptrdiff_t r = 0; r < rows; r++)
+            log_softmax_row(x + r * ldx, y + r * ldy, q);
+        return;
+    }
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        VR m;
+        const VR v = short_row(x + r * ldx, q, &m);
+        const VR d = v - m;
+        const REAL s = vsum_all(vkeep_first(vexp(d), q))[0];
+        vstore_part(y + r * ldy, d - (REAL)log((double)s), q);
+    }
+}
+
+static void logsumexp_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy,
+                           ptrdiff_t rows, ptrdiff_t q) {
+    const REAL *x = xv;
+    REAL *y = yv;
+    if (q > W) {
+        for (ptrdiff_t r = 0; r < rows; r++)
+            y[r * ldy] = (REAL)logsumexp_row(x + r * ldx, q);
+        return;
+    }
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        VR m;
+        const VR v = short_row(x + r * ldx, q, &m);
+        const REAL shift = isfinite(m[0]) ? m[0] : 0;
+        const REAL s = vsum_all(vexp(v - shift))[0];
+        y[r * ldy] = (REAL)((double)shift + log((double)s));
+    }
 }
 
 /*
@@ -232,5 +293,5 @@ static void exp_array(const void *xv, void *yv, ptrdiff_t n) {
 }
 
 const csm_row_kernels CSM_CAT3(csm_rows, CSM_ISA, CSM_TYPE) = {
-    softmax_row, log_softmax_row, logsumexp_row, ce_row, exp_array,
+    softmax_rows, log_softmax_rows, logsumexp_rows, ce_row, exp_array,
 };

@@ -34,17 +34,20 @@ typedef int64_t IREAL;
 #define MANT_BITS 52
 #define EXP_BIAS 1023
 #define CSM_TYPE f64
+#define REAL_BYTES 8
 #else
 typedef float REAL;
 typedef int32_t IREAL;
 #define MANT_BITS 23
 #define EXP_BIAS 127
 #define CSM_TYPE f32
+#define REAL_BYTES 4
 #endif
+#define LANES (VBYTES / REAL_BYTES)
 
 typedef REAL VR __attribute__((vector_size(VBYTES)));
 typedef IREAL VI __attribute__((vector_size(VBYTES)));
-#define W ((ptrdiff_t)(VBYTES / sizeof(REAL)))
+#define W ((ptrdiff_t)LANES)
 
 #define CSM_CAT3_(a, b, c) a##_##b##_##c
 #define CSM_CAT3(a, b, c) CSM_CAT3_(a, b, c)
@@ -125,25 +128,72 @@ static inline VR vmax(VR a, VR b) {
     return vselect(a > b, a, b);
 }
 
-/* Lanes reduced pairwise (lane i with lane i + h, h = W/2, W/4, ..., 1): a
- * fixed order, so the result depends only on v, and a short dependency chain,
- * which matters for short rows. */
-static inline double vsum(VR v) {
-    REAL lanes[W];
-    memcpy(lanes, &v, sizeof v);
-    for (ptrdiff_t h = W / 2; h > 0; h /= 2)
-        for (ptrdiff_t i = 0; i < h; i++)
-            lanes[i] += lanes[i + h];
-    return (double)lanes[0];
+/*
+ * Horizontal max and sum.  Lanes are combined pairwise (lane i with lane
+ * i + h, for h = W/2, W/4, ..., 1), a fixed order, so a result depends only
+ * on v; the "all" forms leave the result in every lane.  With
+ * __builtin_shufflevector (GCC >= 12, Clang) this stays in registers.
+ */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#if LANES == 16
+#define TREE(op, v)                                                                      \
+    v = op(v, SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));            \
+    v = op(v, SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));            \
+    v = op(v, SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));            \
+    v = op(v, SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14))
+#elif LANES == 8
+#define TREE(op, v)                                                                      \
+    v = op(v, SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3));                                          \
+    v = op(v, SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5));                                          \
+    v = op(v, SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6))
+#elif LANES == 4
+#define TREE(op, v)                                                                      \
+    v = op(v, SHUF(v, 2, 3, 0, 1));                                                      \
+    v = op(v, SHUF(v, 1, 0, 3, 2))
+#elif LANES == 2
+#define TREE(op, v) v = op(v, SHUF(v, 1, 0))
+#endif
+#endif
+
+static inline VR vadd(VR a, VR b) {
+    return a + b;
 }
 
-static inline REAL vmax_lanes(VR v) {
+static inline VR vmax_all(VR v) {
+#ifdef TREE
+    TREE(vmax, v);
+    return v;
+#else
     REAL lanes[W];
     memcpy(lanes, &v, sizeof v);
     for (ptrdiff_t h = W / 2; h > 0; h /= 2)
         for (ptrdiff_t i = 0; i < h; i++)
             lanes[i] = lanes[i + h] > lanes[i] ? lanes[i + h] : lanes[i];
-    return lanes[0];
+    return vset(lanes[0]);
+#endif
+}
+
+static inline VR vsum_all(VR v) {
+#ifdef TREE
+    TREE(vadd, v);
+    return v;
+#else
+    REAL lanes[W];
+    memcpy(lanes, &v, sizeof v);
+    for (ptrdiff_t h = W / 2; h > 0; h /= 2)
+        for (ptrdiff_t i = 0; i < h; i++)
+            lanes[i] += lanes[i + h];
+    return vset(lanes[0]);
+#endif
+}
+
+static inline double vsum(VR v) {
+    return (double)vsum_all(v)[0];
+}
+
+static inline REAL vmax_lanes(VR v) {
+    return vmax_all(v)[0];
 }
 
 #endif

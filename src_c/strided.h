@@ -1,6 +1,6 @@
 /*
- * strided.h - private: addressing the rows of a csm_rows view, splitting them
- * among threads, and copying a strided row to and from a contiguous buffer.
+ * strided.h - private: splitting rows among threads, and copying a strided
+ * row to and from a contiguous buffer.
  * Shared by the drivers softmax.c and cross_entropy.c.
  */
 #ifndef CSM_STRIDED_H
@@ -24,34 +24,6 @@
 static inline void csm_share(ptrdiff_t count, int t, int nt, ptrdiff_t *begin, ptrdiff_t *end) {
     *begin = count * t / nt;
     *end = count * (t + 1) / nt;
-}
-
-/* A cursor over the rows of a view, in row-major order of (i0, i1). */
-typedef struct {
-    char *base;
-    ptrdiff_t i0, i1, n1, s0, s1; /* strides in bytes */
-} csm_row_cursor;
-
-static inline csm_row_cursor csm_cursor_at(const csm_rows *v, ptrdiff_t r, size_t es) {
-    csm_row_cursor c;
-    c.base = (char *)v->data;
-    c.n1 = v->n1;
-    c.i0 = r / v->n1;
-    c.i1 = r % v->n1;
-    c.s0 = v->s0 * (ptrdiff_t)es;
-    c.s1 = v->s1 * (ptrdiff_t)es;
-    return c;
-}
-
-static inline char *csm_cursor_row(const csm_row_cursor *c) {
-    return c->base + c->i0 * c->s0 + c->i1 * c->s1;
-}
-
-static inline void csm_cursor_next(csm_row_cursor *c) {
-    if (++c->i1 == c->n1) {
-        c->i1 = 0;
-        c->i0++;
-    }
 }
 
 /* Is a row with this element stride contiguous? */

@@ -7,11 +7,11 @@
  * exp(r) is its Taylor polynomial, of degree 7 for float (truncation below
  * 0.2 ulp on |r| <= 0.347) and 13 for double (below 0.1 ulp).
  *
- * Special values need no branch: x is clamped to [LO, HI], beyond which the
- * result is 0 or +inf anyway, and 2^n is applied as two normal powers of two
- * 2^n1 * 2^n2, so the last multiply rounds correctly into the subnormal
- * range and overflows correctly to +inf.  -inf clamps to LO and gives exactly
- * 0; nan passes the clamp (comparisons with nan are false) and stays nan.
+ * Special values need no branch: below LO the result is exactly 0 (selected),
+ * above HI x is clamped and overflows to +inf, and 2^n is applied as two
+ * normal powers of two 2^n1 * 2^n2, so the last multiply rounds correctly
+ * into the subnormal range and overflows correctly to +inf.  -inf gives
+ * exactly 0; nan passes both comparisons (they are false) and stays nan.
  * No -ffast-math: it would break exactly these cases.
  */
 #ifndef CSM_VEXP_H
@@ -49,7 +49,11 @@ static inline VR vpow2i(VR k) {
 }
 
 static inline VR vexp(VR x) {
-    x = vselect(x < EXP_LO, vset(EXP_LO), x);
+    /* Lanes whose result is 0 (-inf among them, and the padding of short
+     * rows) are computed on 0 and zeroed at the end: taking them through
+     * the underflowing multiply would cost a microcode assist each. */
+    const VI zero = x < EXP_LO;
+    x = vselect(zero, vset(0), x);
     x = vselect(x > EXP_HI, vset(EXP_HI), x);
     VR n = vround_int(x * LOG2E);
     VR r = (x - n * LN2_HI) - n * LN2_LO;
@@ -77,7 +81,7 @@ static inline VR vexp(VR x) {
     /* 1 + r + r^2 * (...): the exact 1 is added last, keeping r's bits. */
     p = 1 + (r + (r * r) * p);
     VR n1 = vround_int(n * (REAL)0.5);
-    return (p * vpow2i(n1)) * vpow2i(n - n1);
+    return vselect(zero, vset(0), (p * vpow2i(n1)) * vpow2i(n - n1));
 }
 
 #endif
