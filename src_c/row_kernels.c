@@ -233,9 +233,52 @@ static void ce_grad(REAL *g, const REAL *t, const REAL *w, ptrdiff_t q, REAL A, 
     }
 }
 
+/* ce_row for q <= W: the same formulas with the row in one register. */
+static double ce_short(const REAL *o, REAL *g, ptrdiff_t q, const csm_ce_row *p) {
+    const REAL *t = p->probs;
+    const REAL *w = p->weight;
+    const double e = p->smoothing;
+    const VR v = vload_part(o, q, -INFINITY);
+    const VR m = vmax_all(v);
+    const VR d = v - m;
+    const VR ex = vkeep_first(vexp(d), q);
+    const double s = (double)vsum_all(ex)[0];
+    const double log_s = log(s);
+    const VR wv = w ? vload_part(w, q, 0) : vkeep_first(vset(1), q);
+    double loss, C, wy = 0, oy = 0;
+    VR c = vset(0); /* the target coefficients that the vector pass subtracts */
+    if (t) {
+        c = vkeep_first((vload_part(t, q, 0) * (REAL)(1 - e) + (REAL)(e / q)) * wv, q);
+        C = (double)vsum_all(c)[0];
+        loss = -((double)vsum_all(vkeep_first(c * d, q))[0] - C * log_s);
+    } else {
+        oy = (double)o[p->label];
+        wy = w ? (double)w[p->label] : 1.0;
+        loss = (1 - e) * (-wy * ((oy - (double)m[0]) - log_s));
+        C = (1 - e) * wy;
+        if (e > 0) {
+            c = wv * (REAL)(e / q);
+            const double mass = (double)vsum_all(c)[0];
+            loss += -((double)vsum_all(vkeep_first(c * d, q))[0] - mass * log_s);
+            C += mass;
+        }
+    }
+    if (g) {
+        const double scale = p->grad_scale;
+        const double A = scale * C / s;
+        vstore_part(g, ex * (REAL)A - c * (REAL)scale, q);
+        if (!t)
+            g[p->label] = (REAL)((double)ex[p->label] * A - scale * (e / q) * wy -
+                                 scale * (1 - e) * wy);
+    }
+    return loss;
+}
+
 static double ce_row(const void *ov, void *gv, ptrdiff_t q, const csm_ce_row *p) {
     const REAL *o = ov;
     REAL *g = gv;
+    if (q <= W)
+        return ce_short(o, g, q, p);
     const REAL *t = p->probs;
     const REAL *w = p->weight;
     const double e = p->smoothing;
