@@ -105,6 +105,70 @@ def rows_kernel(int op, cnp.ndarray x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t 
     raise_for(status)
 
 
+cdef bint is_fast_array(object a, int type_num):
+    """An exact ndarray, C-contiguous and native, of this float type."""
+    if type(a) is not np.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_TYPE(arr) == type_num and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_NDIM(arr) >= 1)
+
+
+def rows_fast(int op, object x, object axis, object out):
+    """The common case in one step, or None for the general path.
+
+    x: a C-contiguous float32/float64 ndarray, axis its last, out None or a
+    C-contiguous writeable ndarray of x's shape and dtype that is x itself or
+    does not overlap it.  Returns the result array.
+    """
+    if type(x) is not np.ndarray or type(axis) is not int:
+        return None
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not is_fast_array(arr, t):
+        return None
+    cdef int nd = cnp.PyArray_NDIM(arr)
+    cdef long ax = <long>axis
+    if ax != -1 and ax != nd - 1:
+        return None
+    cdef Py_ssize_t q = cnp.PyArray_DIM(arr, nd - 1)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(arr) // q if q > 0 else 0
+    if op == OP_LOGSUMEXP:
+        return None
+    cdef cnp.ndarray res
+    cdef char *a0
+    cdef char *b0
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(arr)
+    if out is None:
+        res = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(arr), t, 0)
+    else:
+        if not is_fast_array(out, t) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+            return None
+        res = <cnp.ndarray>out
+        if not cnp.PyArray_SAMESHAPE(arr, res):
+            return None
+        a0 = <char *>cnp.PyArray_DATA(arr)
+        b0 = <char *>cnp.PyArray_DATA(res)
+        if a0 != b0 and a0 < b0 + nbytes and b0 < a0 + nbytes:
+            return None  # partial overlap: the general path stages it
+    cdef csm_rows xr, yr
+    xr.data = cnp.PyArray_DATA(arr)
+    xr.n0, xr.n1, xr.q = 1, n, q
+    xr.s0, xr.s1, xr.sq = 0, q, 1
+    yr = xr
+    yr.data = cnp.PyArray_DATA(res)
+    cdef csm_dtype dtype = CSM_FLOAT32 if t == cnp.NPY_FLOAT32 else CSM_FLOAT64
+    cdef int status
+    if n > 0 and q > 0:
+        with nogil:
+            if op == OP_SOFTMAX:
+                status = csm_softmax(dtype, &xr, &yr)
+            else:
+                status = csm_log_softmax(dtype, &xr, &yr)
+        raise_for(status)
+    return res
+
+
 def cross_entropy_kernel(cnp.ndarray logits, object labels, int64_t ignore_index,
                          object probs, object weight, double label_smoothing,
                          str reduction, object loss_rows, object grad):

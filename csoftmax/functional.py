@@ -55,6 +55,9 @@ def _run_rows(op: int, x: np.ndarray, axis: int, y: np.ndarray, y_strides: tuple
 
 
 def _map_rows(op: int, x: ArrayLike, axis: int, out: np.ndarray | None) -> np.ndarray:
+    fast = _core.rows_fast(op, x, axis, out)  # contiguous float rows: one step
+    if fast is not None:
+        return fast
     arr = as_real_array(x, "x")
     ax = normalize_axis(axis, arr.ndim)
     if out is None:
