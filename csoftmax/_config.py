@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from . import _core
@@ -69,6 +71,23 @@ def apply_blas_threads() -> None:
     except ImportError:  # pragma: no cover - a declared dependency
         return
     threadpool_limits(limits=_requested_threads, user_api="blas")
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run BLAS on one thread inside the block (restored after).
+
+    The trainer's GEMMs are small (a batch of 256 rows), where BLAS threads
+    gain nothing, collapse when another process holds a core, and make the
+    last bits of a product depend on the thread count.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _blas_description() -> str:

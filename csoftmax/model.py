@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from . import _core
 from ._arrays import as_real_array, check_out
 from ._config import apply_blas_threads
+from ._files import atomic_write
 from .functional import cross_entropy_with_grad
 
 __all__ = ["SoftmaxRegression", "ModelFileError"]
@@ -268,28 +268,24 @@ def _parse_header(path: Any, raw: np.ndarray) -> dict:
 
 
 def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary name beside ``path``, fsync, then rename."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """np.savez to ``path`` through :func:`csoftmax._files.atomic_write`."""
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def read_npz(path: str | os.PathLike, names: Sequence[str] | None) -> dict[str, np.ndarray]:
     """The arrays of an .npz file (exactly ``names``, when given), read without pickle."""
     where = os.fspath(path)
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, MemoryError)
+    try:
+        with open(where, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise ModelFileError(f"{where}: no such file") from None
+    except OSError as e:
+        raise ModelFileError(f"{where}: cannot be read ({e})") from None
+    if magic != b"PK\x03\x04":  # np.load would guess at .npy or pickle
+        raise ModelFileError(f"{where}: not an .npz file (no zip header)")
     try:
         data = np.load(where, allow_pickle=False)
     except FileNotFoundError:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
 
+from ._files import atomic_write
 from .datasets import FASHION_MNIST_CLASSES
 
 __all__ = ["plot_history", "plot_predictions"]
@@ -41,36 +41,11 @@ def _matplotlib() -> tuple[Any, Any]:
     return Figure, FigureCanvasAgg
 
 
-def _create_temporary(folder: str, stem: str) -> tuple[int, str]:
-    """A new file beside the target, created like ``open(path, "wb")`` would
-    (mode 0o666 less the umask; ``tempfile.mkstemp`` would make it 0o600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = os.path.join(folder, f".tmp-{stem}-{secrets.token_hex(6)}.png")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
 def _save_png(fig: Any, canvas_cls: Any, path: PathLike) -> None:
-    """Render ``fig`` as a PNG to a temporary file beside ``path``, then rename."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
+    """Render ``fig`` as a PNG into ``path`` through an atomic write."""
     canvas_cls(fig)
-    fd, tmp = _create_temporary(folder, os.path.basename(target))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
 
 
 def _metric(history: Any, key: str) -> list[float]:

@@ -4,8 +4,10 @@ One step is a handful of calls on buffers allocated once per fit: gather the
 batch's rows, GEMM into the logits, the fused cross-entropy writes the
 gradient over the logits, GEMM for the weight gradient, the optimizer's
 in-place update.  The batch order of epoch e comes from ``(seed, e)``
-alone, so the same seed gives bitwise-identical weights and a run resumed
-from a checkpoint ends exactly where the uninterrupted run does.
+alone, and BLAS runs on one thread during a fit (its products then do not
+depend on the thread count), so the same seed gives bitwise-identical
+weights whatever ``set_num_threads`` says, and a run resumed from a
+checkpoint ends exactly where the uninterrupted run does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_real_array
+from ._config import single_threaded_blas
 from .functional import cross_entropy, cross_entropy_with_grad
 from .model import ModelFileError, SoftmaxRegression, _ensure_blas, read_npz, write_npz_atomically
 from .optim import SGD
@@ -235,7 +238,7 @@ class Trainer:
 
         buffers = _StepBuffers(self.model, min(self.batch_size, max(x.shape[0], 1)))
         _call(callbacks, "on_train_begin", self)
-        with _Interrupt() as interrupt:
+        with _Interrupt() as interrupt, single_threaded_blas():
             while self.epoch < last and not self.stop_training:
                 _call(callbacks, "on_epoch_begin", self, self.epoch)
                 start = time.perf_counter()
@@ -306,7 +309,8 @@ class Trainer:
         {'loss': 0.6931471824645996, 'accuracy': 0.5}
         """
         _ensure_blas()
-        return self._evaluate(*self._data(X, y, "X"))
+        with single_threaded_blas():
+            return self._evaluate(*self._data(X, y, "X"))
 
     def _evaluate(self, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         model = self.model

@@ -5,9 +5,9 @@ import doctest
 import pytest
 
 import csoftmax
-from csoftmax import _config, callbacks, functional, model, optim, trainer
+from csoftmax import _config, callbacks, functional, model, optim, plot, recipes, trainer
 
-MODULES = [csoftmax, functional, _config, model, optim, trainer, callbacks]
+MODULES = [csoftmax, functional, _config, model, optim, trainer, callbacks, plot, recipes]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

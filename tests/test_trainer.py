@@ -233,3 +233,38 @@ def test_data_of_another_dtype_is_converted_once():
     b = trainer()
     b.fit(X.astype(np.float32), y, epochs=1)
     assert params(a) == params(b)
+
+
+def test_training_does_not_depend_on_the_thread_count():
+    """BLAS splits a (256, 784) x (784, 10) product differently on 1 and 2
+    threads; the trainer runs BLAS on one thread, so the weights agree."""
+    rng = np.random.default_rng(7)
+    X = rng.random((1024, 784), dtype=np.float32)
+    y = rng.integers(0, 10, size=1024)
+    weights = []
+    for threads in (1, 2, 3):
+        cs.set_num_threads(threads)
+        t = cs.Trainer(
+            cs.SoftmaxRegression(784, 10, seed=0),
+            cs.SGD(lr=0.1, momentum=0.9),
+            seed=0,
+            progress=False,
+        )
+        t.fit(X, y, epochs=2)
+        weights.append(t.model.weight.tobytes() + t.model.bias.tobytes())
+        assert t.evaluate(X, y) == cs.Trainer(t.model, cs.SGD(), progress=False).evaluate(X, y)
+    assert weights[0] == weights[1] == weights[2]
+
+
+def test_a_fit_leaves_blas_threads_as_they_were():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    X, y = blobs(100)
+    t = trainer()
+    t.fit(X, y, epochs=1)  # loads SciPy's BLAS
+    before = blas_threads()
+    t.fit(X, y, epochs=1)
+    assert blas_threads() == before
