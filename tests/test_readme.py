@@ -22,5 +22,5 @@ def test_readme_usage_example_runs():
 def test_readme_gives_the_two_setup_commands():
     commands = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
     text = "\n".join(commands)
-    assert "pip install . && csoftmax info" in text
+    assert "pip install '.[plot]' && csoftmax train --plot curves.png" in text
     assert "pip install '.[test]' && pytest tests" in text
