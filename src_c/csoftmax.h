@@ -133,7 +133,8 @@ int csm_linear_forward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, c
                        ptrdiff_t ldx, const void *w, const void *b, void *out, ptrdiff_t ldo);
 
 /* gw (d x q, contiguous) = alpha x^T g + beta gw, and, when gb is not NULL,
- * gb (q) = alpha colsum(g) + beta gb, with g (n x q, row stride ldg). */
+ * gb (q) = alpha colsum(g) + beta gb, with g (n x q, row stride ldg).  As in
+ * BLAS, beta = 0 overwrites: gw and gb need not hold numbers beforehand. */
 int csm_linear_backward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, const void *x,
                         ptrdiff_t ldx, const void *g, ptrdiff_t ldg, double alpha, double beta,
                         void *gw, void *gb);

@@ -70,8 +70,8 @@ int csm_linear_forward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, c
     do {                                                                                      \
         const REAL *g_ = g;                                                                   \
         REAL *s_ = gb;                                                                        \
-        for (ptrdiff_t k = 0; k < q; k++)                                                     \
-            s_[k] = (REAL)(beta * s_[k]);                                                     \
+        for (ptrdiff_t k = 0; k < q; k++) /* beta = 0 overwrites, as in BLAS */             \
+            s_[k] = beta == 0 ? (REAL)0 : (REAL)(beta * s_[k]);                               \
         for (ptrdiff_t i = 0; i < n; i++)                                                     \
             for (ptrdiff_t k = 0; k < q; k++)                                                 \
                 s_[k] += (REAL)alpha * g_[i * ldg + k];                                       \

@@ -265,3 +265,24 @@ def test_load_reports_damaged_files(tmp_path, damage):
         path.write_text("hello")
     with pytest.raises(ModelFileError, match=str(path.name)):
         cs.SoftmaxRegression.load(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_backward_overwrites_whatever_the_outputs_held(dtype):
+    """beta = 0 means overwrite (as in BLAS), even over nan left in the buffers."""
+    from csoftmax import _core
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(31, 6)).astype(dtype)
+    G = rng.normal(size=(31, 4)).astype(dtype)
+    gw = np.full((6, 4), np.nan, dtype)
+    gb = np.full(4, np.nan, dtype)
+    cs.SoftmaxRegression(6, 4)  # any model: makes sure SciPy's BLAS is handed in
+    from csoftmax.model import _ensure_blas
+
+    _ensure_blas()
+    _core.linear_backward(X, G, gw, gb)
+    np.testing.assert_allclose(gw, X.T @ G, rtol=1e-5)
+    np.testing.assert_allclose(gb, G.sum(axis=0), rtol=1e-5)
+    _core.linear_backward(X, G, gw, gb, 1.0, 1.0)  # beta = 1 accumulates
+    np.testing.assert_allclose(gb, 2 * G.sum(axis=0), rtol=1e-5)
