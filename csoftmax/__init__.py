@@ -11,6 +11,7 @@ array([[0.5, 0.5]])
 
 from . import callbacks, datasets, optim
 from ._config import get_include, get_num_threads, set_num_threads, show_config
+from .bench import bench, bench_training
 from .functional import (
     accuracy,
     cross_entropy,
@@ -44,4 +45,6 @@ __all__ = [
     "callbacks",
     "datasets",
     "optim",
+    "bench",
+    "bench_training",
 ]

@@ -330,6 +330,22 @@ def _add_train(sub: Any) -> None:
     )
 
 
+def _add_bench(sub: Any) -> None:
+    from .bench import add_arguments, run
+
+    bench = sub.add_parser(
+        "bench",
+        help="time the kernels (or a training run) against NumPy, SciPy, PyTorch, JAX",
+        description=(
+            "Time every kernel against the textbook NumPy formulation, the installed peers "
+            "(SciPy, PyTorch, JAX) and the memory floor, side by side; with --training, the "
+            "textbook Fashion-MNIST run of the csoftmax Trainer against NumPy and PyTorch loops."
+        ),
+    )
+    add_arguments(bench)
+    bench.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csoftmax", description="Fast softmax regression: kernels, training, benchmarks."
@@ -337,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train(sub)
+    _add_bench(sub)
     info = sub.add_parser("info", help="show how csoftmax was built and runs")
     info.set_defaults(run=_info)
     return parser
