@@ -26,7 +26,7 @@ import numpy as np
 from . import _core
 from ._arrays import as_real_array
 from ._config import single_threaded_blas
-from .functional import cross_entropy, cross_entropy_with_grad
+from .functional import cross_entropy
 from .model import ModelFileError, SoftmaxRegression, _ensure_blas, read_npz, write_npz_atomically
 from .optim import SGD
 
@@ -289,7 +289,11 @@ class Trainer:
             logits = buf.logits[:m]
             _core.linear_forward(xb, w, b, logits)
             correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
-            loss, _ = cross_entropy_with_grad(logits, yb, grad_out=logits)
+            # Labels and buffers were checked once, in _data and _StepBuffers:
+            # straight to the fused kernel, gradient written over the logits.
+            loss = _core.cross_entropy_kernel(
+                logits, yb, -100, None, None, 0.0, "mean", None, logits
+            )
             _core.linear_backward(xb, logits, buf.grad_w, buf.grad_b)
             opt.step((w, b), (buf.grad_w, buf.grad_b))
             loss_sum += float(loss) * m
