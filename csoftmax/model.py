@@ -8,6 +8,7 @@ and its gradient by the logits come from the fused cross-entropy kernel.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Sequence
@@ -211,21 +212,16 @@ class SoftmaxRegression:
         ModelFileError
             If the file is missing, truncated, or not a valid model file.
         """
-        arrays = read_npz(path, ("header", "weight", "bias"))
-        header = _parse_header(path, arrays["header"])
+        where = os.fspath(path)
+        raw = read_npz(path, {"header": None, "weight": None, "bias": None}, only=("header",))
+        header = _parse_header(where, raw["header"])
         d, q, dtype = header["n_features"], header["n_classes"], np.dtype(header["dtype"])
-        for name, shape in (("weight", (d, q)), ("bias", (q,))):
-            a = arrays[name]
-            if a.shape != shape or a.dtype != dtype:
-                raise ModelFileError(
-                    f"{os.fspath(path)}: {name} has shape {a.shape} and dtype {a.dtype}, "
-                    f"the header says {shape} and {dtype}"
-                )
+        arrays = read_npz(path, {"header": None, "weight": ((d, q), dtype), "bias": ((q,), dtype)})
         model = cls.__new__(cls)
         model.dtype = dtype
         model.weight = np.ascontiguousarray(arrays["weight"])
         model.bias = np.ascontiguousarray(arrays["bias"])
-        model.class_names = header["class_names"]
+        model.class_names = header.get("class_names")
         return model
 
 
@@ -240,10 +236,7 @@ def _blas_rows(a: np.ndarray) -> bool:
 
 def _parse_header(path: Any, raw: np.ndarray) -> dict:
     where = os.fspath(path)
-    try:
-        header = json.loads(raw.astype(np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{where}: the header is not valid JSON ({e})") from None
+    header = parse_json_header(where, raw)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{where}: not a csoftmax SoftmaxRegression file")
     if header.get("version") != FORMAT_VERSION:
@@ -257,14 +250,30 @@ def _parse_header(path: Any, raw: np.ndarray) -> dict:
         v = header.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ModelFileError(f"{where}: {key} must be a positive integer, got {v!r}")
-    names = header.get("class_names")
+    if "class_names" not in header:
+        raise ModelFileError(f"{where}: the header has no class_names (null when unnamed)")
+    check_class_names(where, header["class_names"], header["n_classes"])
+    return header
+
+
+def check_class_names(where: str, names: Any, n_classes: int) -> None:
+    """A file's class_names: null, or a list of n_classes strings."""
     if names is not None and (
         not isinstance(names, list)
-        or len(names) != header["n_classes"]
+        or len(names) != n_classes
         or not all(isinstance(s, str) for s in names)
     ):
-        raise ModelFileError(f"{where}: class_names must be n_classes strings")
-    return header
+        raise ModelFileError(f"{where}: class_names must be null or {n_classes} strings")
+
+
+def parse_json_header(where: str, raw: np.ndarray) -> Any:
+    """The JSON document stored as the uint8 array ``header`` of a file."""
+    if raw.ndim != 1 or raw.dtype != np.uint8:
+        raise ModelFileError(f"{where}: the header is not a byte string")
+    try:
+        return json.loads(raw.tobytes().decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ModelFileError(f"{where}: the header is not valid JSON ({e})") from None
 
 
 def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -273,10 +282,25 @@ def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray])
         np.savez(f, **arrays)
 
 
-def read_npz(path: str | os.PathLike, names: Sequence[str] | None) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file (exactly ``names``, when given), read without pickle."""
+def read_npz(
+    path: str | os.PathLike,
+    expected: dict[str, tuple[tuple[int, ...], np.dtype] | None],
+    *,
+    optional: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, read without pickle and without trusting it.
+
+    ``expected`` maps each member (without ``.npy``) to the shape and dtype it
+    must have, or to None for a small uint8 vector (a JSON header).  Members
+    in ``optional`` may be absent; any other member is an error.  With
+    ``only``, just those members are read (the others are only looked for),
+    so a header can say what to expect of the rest.  Each
+    member's .npy header is checked before its data is read, and exactly the
+    declared bytes are read, so a lying or compressed-bomb file fails fast
+    instead of filling memory.  Every failure is a :class:`ModelFileError`.
+    """
     where = os.fspath(path)
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, MemoryError)
     try:
         with open(where, "rb") as f:
             magic = f.read(4)
@@ -284,25 +308,51 @@ def read_npz(path: str | os.PathLike, names: Sequence[str] | None) -> dict[str, 
         raise ModelFileError(f"{where}: no such file") from None
     except OSError as e:
         raise ModelFileError(f"{where}: cannot be read ({e})") from None
-    if magic != b"PK\x03\x04":  # np.load would guess at .npy or pickle
+    if magic != b"PK\x03\x04":
         raise ModelFileError(f"{where}: not an .npz file (no zip header)")
     try:
-        data = np.load(where, allow_pickle=False)
-    except FileNotFoundError:
-        raise ModelFileError(f"{where}: no such file") from None
-    except unreadable as e:
-        raise ModelFileError(f"{where}: not a readable .npz file ({e})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{where}: not an .npz file")
-    with data:
-        found = set(data.files)
-        if names is None:
-            names = sorted(found)
-        elif found != set(names):
+        with zipfile.ZipFile(where) as z:
+            members = [n[: -len(".npy")] if n.endswith(".npy") else n for n in z.namelist()]
+            required = set(expected) - set(optional)
+            if len(set(members)) != len(members) or not (required <= set(members) <= set(expected)):
+                raise ModelFileError(
+                    f"{where}: expected the arrays {sorted(expected)}, found {sorted(members)}"
+                )
+            wanted = [n for n in members if only is None or n in only]
+            return {name: _read_member(z, f"{name}.npy", expected[name]) for name in wanted}
+    except ModelFileError as e:
+        message = str(e) if str(e).startswith(where) else f"{where}: {e}"
+        raise ModelFileError(message) from None
+    except Exception as e:  # any failure to parse untrusted bytes is a damaged file
+        raise ModelFileError(f"{where}: a damaged .npz file ({type(e).__name__}: {e})") from None
+
+
+_HEADER_LIMIT = 1 << 24  # a JSON header is small; 16 MiB is already absurd
+
+
+def _read_member(
+    z: zipfile.ZipFile, member: str, expect: tuple[tuple[int, ...], np.dtype] | None
+) -> np.ndarray:
+    with z.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{member}: .npy format version {version} is not supported")
+        if expect is None:
+            if dtype != np.uint8 or len(shape) != 1 or shape[0] > _HEADER_LIMIT:
+                raise ModelFileError(f"{member}: expected a byte string, got {dtype} {shape}")
+        elif shape != expect[0] or dtype != expect[1]:
             raise ModelFileError(
-                f"{where}: expected the arrays {sorted(names)}, found {sorted(found)}"
+                f"{member}: holds {dtype} {shape}, expected {np.dtype(expect[1])} {expect[0]}"
             )
-        try:
-            return {name: data[name] for name in names}
-        except unreadable as e:
-            raise ModelFileError(f"{where}: a damaged array ({e})") from None
+        nbytes = math.prod(shape) * dtype.itemsize
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise ModelFileError(f"{member}: truncated ({len(data)} of {nbytes} bytes)")
+        if f.read(1):
+            raise ModelFileError(f"{member}: data past the declared shape")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order="C")

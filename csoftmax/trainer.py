@@ -27,7 +27,15 @@ from . import _core
 from ._arrays import as_real_array
 from ._config import single_threaded_blas
 from .functional import cross_entropy
-from .model import ModelFileError, SoftmaxRegression, _ensure_blas, read_npz, write_npz_atomically
+from .model import (
+    ModelFileError,
+    SoftmaxRegression,
+    _ensure_blas,
+    check_class_names,
+    parse_json_header,
+    read_npz,
+    write_npz_atomically,
+)
 from .optim import SGD
 
 __all__ = ["Trainer", "History"]
@@ -364,48 +372,93 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore the state :meth:`save_checkpoint` wrote into this trainer,
-        its model and its optimizer (which must match its shapes and dtype)."""
+        its model and its optimizer (which must match its shapes and dtype).
+
+        Everything is checked before anything changes: a damaged or foreign
+        file raises :class:`csoftmax.model.ModelFileError` and leaves the
+        trainer as it was.
+        """
         where = os.fspath(path)
-        arrays = read_npz(path, None)
+        model = self.model
+        arrays_like = {
+            "header": None,
+            "weight": (model.weight.shape, model.dtype),
+            "bias": (model.bias.shape, model.dtype),
+            "velocity_0": (model.weight.shape, model.dtype),
+            "velocity_1": (model.bias.shape, model.dtype),
+        }
+        velocity = ("velocity_0", "velocity_1")
+        raw = read_npz(path, arrays_like, optional=velocity, only=("header",))
+        header = parse_json_header(where, raw["header"])
+        if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
+            raise ModelFileError(f"{where}: not a csoftmax checkpoint")
         try:
-            header = json.loads(arrays["header"].astype(np.uint8).tobytes().decode())
-            if header["format"] != CHECKPOINT_FORMAT or header["version"] != CHECKPOINT_VERSION:
-                raise ModelFileError(f"{where}: not a csoftmax checkpoint of version 1")
-            model = self.model
-            if (header["n_features"], header["n_classes"], header["dtype"]) != (
+            shapes_match = (header["n_features"], header["n_classes"], header["dtype"]) == (
                 model.n_features,
                 model.n_classes,
                 model.dtype.name,
-            ):
-                raise ModelFileError(
-                    f"{where}: a checkpoint of a {header['n_features']}x{header['n_classes']} "
-                    f"{header['dtype']} model, not of this {model!r}"
-                )
-            expected = {"header", "weight", "bias"}
-            expected |= {f"velocity_{i}" for i, has in enumerate(header["velocity"]) if has}
-            if set(arrays) != expected:
-                raise ModelFileError(f"{where}: expected arrays {sorted(expected)}")
-            weight, bias = arrays["weight"], arrays["bias"]
-            if weight.shape != model.weight.shape or bias.shape != model.bias.shape:
-                raise ModelFileError(f"{where}: weight or bias of the wrong shape")
-            if weight.dtype != model.dtype or bias.dtype != model.dtype:
-                raise ModelFileError(f"{where}: weight or bias of the wrong dtype")
-            state = dict(header["optimizer"])
-            state["velocity"] = [
-                arrays.get(f"velocity_{i}") for i in range(len(header["velocity"]))
-            ]
-            history = History.from_dict(header["history"])
-            epoch, seed = int(header["epoch"]), int(header["seed"])
+            )
+        except KeyError as e:
+            raise ModelFileError(f"{where}: a malformed checkpoint (no {e})") from None
+        if not shapes_match:
+            raise ModelFileError(
+                f"{where}: a checkpoint of a {header['n_features']}x{header['n_classes']} "
+                f"{header['dtype']} model, not of this {model!r}"
+            )
+        arrays = read_npz(path, arrays_like, optional=velocity)
+        try:
+            state = self._checked_checkpoint(where, header, arrays)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-            raise ModelFileError(f"{where}: a malformed checkpoint ({e})") from None
-        self.optimizer.load_state_dict(state)
-        np.copyto(model.weight, weight)
-        np.copyto(model.bias, bias)
-        model.class_names = header["class_names"]
-        self.history, self.epoch, self.seed = history, epoch, seed
-        self.batch_size, self.shuffle = int(header["batch_size"]), bool(header["shuffle"])
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise ModelFileError(
+                f"{where}: a malformed checkpoint ({type(e).__name__}: {e})"
+            ) from None
+        # Nothing below can fail.
+        self.optimizer.load_state_dict(state["optimizer"])
+        np.copyto(self.model.weight, arrays["weight"])
+        np.copyto(self.model.bias, arrays["bias"])
+        self.model.class_names = state["class_names"]
+        self.history, self.epoch, self.seed = state["history"], state["epoch"], state["seed"]
+        self.batch_size, self.shuffle = state["batch_size"], state["shuffle"]
+
+    def _checked_checkpoint(self, where: str, header: Any, arrays: dict) -> dict[str, Any]:
+        """The checkpoint's state, every field checked (raises on anything off)."""
+        if header.get("version") != CHECKPOINT_VERSION:
+            raise ModelFileError(f"{where}: checkpoint version {header.get('version')!r} is not 1")
+        model = self.model
+        has_velocity = header["velocity"]
+        if not isinstance(has_velocity, list) or len(has_velocity) > 2:
+            raise ModelFileError(f"{where}: velocity must list at most two flags")
+        expected = {"header", "weight", "bias"}
+        expected |= {f"velocity_{i}" for i, has in enumerate(has_velocity) if has is True}
+        if set(arrays) != expected:
+            raise ModelFileError(f"{where}: expected the arrays {sorted(expected)}")
+        # read_npz has checked every array's shape and dtype.
+        velocity = [arrays.get(f"velocity_{i}") for i in range(len(has_velocity))]
+        optimizer = dict(header["optimizer"])
+        optimizer["velocity"] = velocity
+        SGD().load_state_dict(optimizer)  # raises on bad hyper-parameters
+        epoch, seed, batch_size = header["epoch"], header["seed"], header["batch_size"]
+        for name, v, low in (("epoch", epoch, 0), ("seed", seed, 0), ("batch_size", batch_size, 1)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ModelFileError(f"{where}: {name} must be an integer >= {low}, got {v!r}")
+        if not isinstance(header["shuffle"], bool):
+            raise ModelFileError(f"{where}: shuffle must be true or false")
+        names = header["class_names"]
+        check_class_names(where, names, model.n_classes)
+        history = History.from_dict(header["history"])
+        if len(history) != epoch or any(len(history[k]) != epoch for k in METRICS):
+            raise ModelFileError(f"{where}: the history does not hold {epoch} epochs")
+        return {
+            "optimizer": optimizer,
+            "class_names": names,
+            "history": history,
+            "epoch": epoch,
+            "seed": seed,
+            "batch_size": batch_size,
+            "shuffle": header["shuffle"],
+        }
 
 
 class _StepBuffers:
