@@ -128,8 +128,7 @@ def rows_fast(int op, object x, object axis, object out):
     if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not is_fast_array(arr, t):
         return None
     cdef int nd = cnp.PyArray_NDIM(arr)
-    cdef long ax = <long>axis
-    if ax != -1 and ax != nd - 1:
+    if axis != -1 and axis != nd - 1:  # compared as Python ints: any size
         return None
     cdef Py_ssize_t q = cnp.PyArray_DIM(arr, nd - 1)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(arr) // q if q > 0 else 0
