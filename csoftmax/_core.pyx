@@ -287,14 +287,20 @@ cdef int check_matrix(cnp.ndarray a, csm_dtype dtype, str name, bint writeable) 
         raise ValueError(f"{name}: rows must be contiguous")
     if cnp.PyArray_STRIDE(a, 0) < 0 or cnp.PyArray_STRIDE(a, 0) % cnp.PyArray_ITEMSIZE(a):
         raise ValueError(f"{name}: unsupported row stride")
+    if (cnp.PyArray_DIM(a, 0) > 1 and
+            cnp.PyArray_STRIDE(a, 0) < cnp.PyArray_DIM(a, 1) * cnp.PyArray_ITEMSIZE(a)):
+        raise ValueError(f"{name}: rows overlap (a row stride shorter than a row)")
     if max(cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1)) >= 2**31:
         raise ValueError(f"{name}: dimensions must fit BLAS's 32-bit integers")
     return 0
 
 
 cdef Py_ssize_t row_stride(cnp.ndarray a):
-    cdef Py_ssize_t ld = cnp.PyArray_STRIDE(a, 0) // cnp.PyArray_ITEMSIZE(a)
-    return ld if ld > 0 else cnp.PyArray_DIM(a, 1)
+    """The leading dimension BLAS gets: the row stride, or the row length for
+    an array of at most one row (whose stride may be anything)."""
+    if cnp.PyArray_DIM(a, 0) <= 1 or cnp.PyArray_SIZE(a) == 0:
+        return cnp.PyArray_DIM(a, 1)
+    return cnp.PyArray_STRIDE(a, 0) // cnp.PyArray_ITEMSIZE(a)
 
 
 def linear_forward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray out):

@@ -226,11 +226,15 @@ class SoftmaxRegression:
 
 
 def _blas_rows(a: np.ndarray) -> bool:
-    """Does a have rows BLAS can read in place (contiguous, positive stride)?"""
+    """Can BLAS use a in place: contiguous rows that follow one another
+    without overlapping?  (A broadcast's stride 0 or sliding windows need a
+    copy: BLAS would read past the array.)"""
+    if a.size == 0 or a.shape[0] <= 1:
+        return a.shape[1] <= 1 or a.strides[1] == a.itemsize
     return (
         (a.shape[1] <= 1 or a.strides[1] == a.itemsize)
-        and a.strides[0] >= 0
-        and (a.strides[0] % a.itemsize == 0)
+        and a.strides[0] >= a.shape[1] * a.itemsize
+        and a.strides[0] % a.itemsize == 0
     )
 
 

@@ -174,7 +174,9 @@ class Trainer:
         self.stop_training = False
 
     # ----------------------------------------------------------- checking --
-    def _data(self, X: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def _data(
+        self, X: Any, y: Any, name: str, labels_name: str = "y"
+    ) -> tuple[np.ndarray, np.ndarray]:
         model = self.model
         x = as_real_array(X, name)
         if x.ndim != 2 or x.shape[1] != model.n_features:
@@ -182,13 +184,21 @@ class Trainer:
         if x.dtype != model.dtype or not (x.flags.c_contiguous or x.shape[0] == 0):
             x = np.ascontiguousarray(x, dtype=model.dtype)
         labels = np.asarray(y)
+        if labels.size == 0 and labels.dtype.kind == "f":  # np.asarray([]) is float64
+            labels = labels.astype(np.int64)
         if labels.dtype.kind not in "iu":
-            raise TypeError(f"y: class indices must be integers, got dtype {labels.dtype}")
+            raise TypeError(
+                f"{labels_name}: class indices must be integers, got dtype {labels.dtype}"
+            )
         if labels.shape != (x.shape[0],):
-            raise ValueError(f"y: expected {x.shape[0]} labels, got shape {labels.shape}")
+            raise ValueError(
+                f"{labels_name}: expected {x.shape[0]} labels, got shape {labels.shape}"
+            )
         if labels.size and (labels.min() < 0 or labels.max() >= model.n_classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
-            raise ValueError(f"y: label {int(bad)} is out of range [0, {model.n_classes})")
+            raise ValueError(
+                f"{labels_name}: label {int(bad)} is out of range [0, {model.n_classes})"
+            )
         return x, np.ascontiguousarray(labels, dtype=np.int64)
 
     # ---------------------------------------------------------- training --
@@ -233,7 +243,7 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data: expected a pair (X_val, y_val)")
-            val = self._data(validation_data[0], validation_data[1], "validation_data")
+            val = self._data(*validation_data, "validation_data", "validation_data")
         if resume_from is not None:
             self.load_checkpoint(resume_from)
             last = int(epochs)

@@ -182,10 +182,12 @@ static void logsumexp_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ld
  * out (the smoothing term is left out entirely when e = 0).
  */
 
-/* sum_k c_k (o_k - m) and sum_k c_k, with c_k = w_k (a t_k + b); a missing
- * w reads as ones, a missing t as zeros. */
+/* sum_k c_k log p_k and sum_k c_k, with log p_k = (o_k - m) - log_s and
+ * c_k = w_k (a t_k + b); a missing w reads as ones, a missing t as zeros.
+ * Each product is formed before the sum, as PyTorch forms it, so an
+ * infinite c_k meets log p_k itself (never a 0 that log_s was split from). */
 static void target_moments(const REAL *o, const REAL *t, const REAL *w, ptrdiff_t q, REAL m,
-                           REAL a, REAL b, double *dot, double *mass) {
+                           REAL log_s, REAL a, REAL b, double *dot, double *mass) {
     const VR vm = vset(m);
     const ptrdiff_t full = q - q % W;
     double d = 0, c = 0;
@@ -196,7 +198,7 @@ static void target_moments(const REAL *o, const REAL *t, const REAL *w, ptrdiff_
             VR ck = t ? vload(t + k) * a + b : vset(b);
             if (w)
                 ck *= vload(w + k);
-            ad += ck * (vload(o + k) - vm);
+            ad += ck * ((vload(o + k) - vm) - log_s);
             ac += ck;
         }
         d += vsum(ad);
@@ -208,28 +210,37 @@ static void target_moments(const REAL *o, const REAL *t, const REAL *w, ptrdiff_
         if (w)
             ck *= vload_part(w + full, r, 0);
         ck = vkeep_first(ck, r);
-        d += vsum(vkeep_first(ck * (vload_part(o + full, r, 0) - vm), r));
+        d += vsum(vkeep_first(ck * ((vload_part(o + full, r, 0) - vm) - log_s), r));
         c += vsum(ck);
     }
     *dot = d;
     *mass = c;
 }
 
-/* g_k = e_k A - w_k (sa t_k + sb), e_k = exp(o_k - m) already in g. */
-static void ce_grad(REAL *g, const REAL *t, const REAL *w, ptrdiff_t q, REAL A, REAL sa, REAL sb) {
+/* g_k = e_k A - w_k (sa t_k + sb), with e_k = exp(o_k - m) already in g, or
+ * (in place, g holding the logits) computed here from them. */
+static void ce_grad(REAL *g, const REAL *t, const REAL *w, ptrdiff_t q, REAL A, REAL sa, REAL sb,
+                    int g_holds_logits, REAL m) {
+    const VR vm = vset(m);
     ptrdiff_t k = 0;
     for (; k + W <= q; k += W) {
         VR ck = t ? vload(t + k) * sa + sb : vset(sb);
         if (w)
             ck *= vload(w + k);
-        vstore(g + k, vload(g + k) * A - ck);
+        VR e = vload(g + k);
+        if (g_holds_logits)
+            e = vexp(e - vm);
+        vstore(g + k, e * A - ck);
     }
     if (k < q) {
         const ptrdiff_t r = q - k;
         VR ck = t ? vload_part(t + k, r, 0) * sa + sb : vset(sb);
         if (w)
             ck *= vload_part(w + k, r, 0);
-        vstore_part(g + k, vload_part(g + k, r, 0) * A - ck, r);
+        VR e = vload_part(g + k, r, 0);
+        if (g_holds_logits)
+            e = vexp(e - vm);
+        vstore_part(g + k, e * A - ck, r);
     }
 }
 
@@ -245,12 +256,13 @@ static double ce_short(const REAL *o, REAL *g, ptrdiff_t q, const csm_ce_row *p)
     const double s = (double)vsum_all(ex)[0];
     const double log_s = log(s);
     const VR wv = w ? vload_part(w, q, 0) : vkeep_first(vset(1), q);
+    const VR logp = d - (REAL)log_s;
     double loss, C, wy = 0, oy = 0;
     VR c = vset(0); /* the target coefficients that the vector pass subtracts */
     if (t) {
         c = vkeep_first((vload_part(t, q, 0) * (REAL)(1 - e) + (REAL)(e / q)) * wv, q);
         C = (double)vsum_all(c)[0];
-        loss = -((double)vsum_all(vkeep_first(c * d, q))[0] - C * log_s);
+        loss = -(double)vsum_all(vkeep_first(c * logp, q))[0];
     } else {
         oy = (double)o[p->label];
         wy = w ? (double)w[p->label] : 1.0;
@@ -258,9 +270,8 @@ static double ce_short(const REAL *o, REAL *g, ptrdiff_t q, const csm_ce_row *p)
         C = (1 - e) * wy;
         if (e > 0) {
             c = wv * (REAL)(e / q);
-            const double mass = (double)vsum_all(c)[0];
-            loss += -((double)vsum_all(vkeep_first(c * d, q))[0] - mass * log_s);
-            C += mass;
+            loss += -(double)vsum_all(vkeep_first(c * logp, q))[0];
+            C += (double)vsum_all(c)[0];
         }
     }
     if (g) {
@@ -283,43 +294,46 @@ static double ce_row(const void *ov, void *gv, ptrdiff_t q, const csm_ce_row *p)
     const REAL *w = p->weight;
     const double e = p->smoothing;
     const REAL m = row_max(o, q);
-
-    /* Everything that reads o happens before the gradient may overwrite it. */
-    double dot = 0, mass = 0, oy = 0;
-    if (t)
-        target_moments(o, t, w, q, m, (REAL)(1 - e), (REAL)(e / q), &dot, &mass);
-    else {
-        oy = (double)o[p->label];
-        if (e > 0)
-            target_moments(o, NULL, w, q, m, 0, (REAL)(e / q), &dot, &mass);
-    }
-    const double s = exp_sum(o, g, q, m, g != NULL);
+    /* The exponentials go straight into g unless g is o, whose values the
+     * target pass still needs: then the gradient pass recomputes them. */
+    const int in_place = g == o;
+    const double oy = t ? 0 : (double)o[p->label];
+    const double s = exp_sum(o, g, q, m, g != NULL && !in_place);
     const double log_s = log(s);
+    /* The target's exponential, bit for bit the one exp_sum stored. */
+    const double ey = (t || !g)  ? 0
+                      : in_place ? (double)vexp(vset(o[p->label] - m))[0]
+                                 : (double)g[p->label];
+
+    double dot = 0, mass = 0;
+    if (t)
+        target_moments(o, t, w, q, m, (REAL)log_s, (REAL)(1 - e), (REAL)(e / q), &dot, &mass);
+    else if (e > 0)
+        target_moments(o, NULL, w, q, m, (REAL)log_s, 0, (REAL)(e / q), &dot, &mass);
 
     double loss, C;
     double wy = 0;
     if (t) {
-        loss = -(dot - mass * log_s);
+        loss = -dot;
         C = mass;
     } else {
         wy = w ? (double)w[p->label] : 1.0;
         const double nll = -wy * ((oy - (double)m) - log_s);
         loss = (1 - e) * nll;
         if (e > 0)
-            loss += -(dot - mass * log_s);
+            loss += -dot;
         C = (1 - e) * wy + mass;
     }
     if (g) {
         const double scale = p->grad_scale;
         const double A = scale * C / s;
         if (t)
-            ce_grad(g, t, w, q, (REAL)A, (REAL)(scale * (1 - e)), (REAL)(scale * e / q));
+            ce_grad(g, t, w, q, (REAL)A, (REAL)(scale * (1 - e)), (REAL)(scale * e / q), in_place,
+                    m);
         else {
-            const double ey = (double)g[p->label];
             const double sb = scale * e / q;
-            ce_grad(g, NULL, e > 0 ? w : NULL, q, (REAL)A, 0, (REAL)sb);
-            const double wy_s = w ? wy : 1.0;
-            g[p->label] = (REAL)(ey * A - sb * wy_s - scale * (1 - e) * wy);
+            ce_grad(g, NULL, e > 0 ? w : NULL, q, (REAL)A, 0, (REAL)sb, in_place, m);
+            g[p->label] = (REAL)(ey * A - sb * wy - scale * (1 - e) * wy);
         }
     }
     return loss;
