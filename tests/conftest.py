@@ -3,6 +3,8 @@ a guard that restores the thread count and the SIMD path after every test."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,6 +22,28 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("csoftmax")
+
+# The fuzz tests (test_fuzz.py, test_fuzz_files.py) run under a profile of
+# their own, chosen by CSOFTMAX_FUZZ: "short" (the default, "ci": a quick,
+# deterministic pass) or "long" (>= 100,000 examples across the fuzz tests,
+# freshly random each run, no deadline).  The other tests keep "csoftmax".
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("csoftmax"),
+    max_examples=100,
+)
+settings.register_profile(
+    "long",
+    parent=settings.get_profile("csoftmax"),
+    derandomize=False,
+    deadline=None,
+    max_examples=10_000,
+)
+FUZZ_MODE = os.environ.get("CSOFTMAX_FUZZ", "short").strip().lower() or "short"
+if FUZZ_MODE not in ("short", "long"):
+    raise ValueError(f"CSOFTMAX_FUZZ: expected 'short' or 'long', got {FUZZ_MODE!r}")
+#: The settings of every fuzz test (scale max_examples from it, never replace it).
+fuzz_settings = settings.get_profile("long" if FUZZ_MODE == "long" else "ci")
 
 #: The instruction sets this CPU and this build support, best first.
 SIMD_PATHS = list(_core.simd_available())
