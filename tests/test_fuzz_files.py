@@ -1116,7 +1116,7 @@ def zip_field(data: bytes, member: str, offset: int, value: int) -> bytes:
 )
 def test_model_loaders_raise_model_file_error_only(tmp_path, what, make):
     """SoftmaxRegression.load promises ModelFileError for a file that is
-    "missing, truncated, or not a valid model file"; these escape as other
+    "missing, truncated, or not a valid model file"; these escaped as other
     exceptions (and the same files break Trainer.load_checkpoint alike)."""
     path = tmp_path / "bad.npz"
     path.write_bytes(make())
@@ -1167,10 +1167,10 @@ _DELETE = object()
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_checkpoint_with_missing_or_mistyped_fields_is_refused(tmp_path, what, change):
-    """Trainer.load_checkpoint checks part of the header inside its
-    try/except and reads the rest (optimizer state, batch_size, shuffle,
+    """Trainer.load_checkpoint checked part of the header inside its
+    try/except and read the rest (optimizer state, batch_size, shuffle,
     class_names) after it: KeyError, TypeError, ValueError or OverflowError
-    escape instead of ModelFileError, some after the trainer was partly
+    escaped instead of ModelFileError, some after the trainer was partly
     overwritten (its weights, its optimizer's lr)."""
     path = tmp_path / "bad.npz"
     path.write_bytes(rebuilt("ckpt-momentum-0.9", change))
@@ -1205,8 +1205,8 @@ def _velocity(shape, descr="<f4"):
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_checkpoint_with_invalid_fields_is_refused(tmp_path, what, change, edit):
-    """Fields that load_checkpoint accepts without checking them, and that
-    break the resumed fit (or the model's save/load) afterwards, far from
+    """Fields that load_checkpoint accepted without checking them, and that
+    broke the resumed fit (or the model's save/load) afterwards, far from
     the file that caused it: the checkpoint should be refused at load."""
     path = tmp_path / "bad.npz"
     path.write_bytes(rebuilt("ckpt-momentum-0.9", change, edit))
