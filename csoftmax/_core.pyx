@@ -285,11 +285,11 @@ cdef int check_matrix(cnp.ndarray a, csm_dtype dtype, str name, bint writeable) 
         return 0
     if cnp.PyArray_DIM(a, 1) > 1 and cnp.PyArray_STRIDE(a, 1) != cnp.PyArray_ITEMSIZE(a):
         raise ValueError(f"{name}: rows must be contiguous")
-    if cnp.PyArray_STRIDE(a, 0) < 0 or cnp.PyArray_STRIDE(a, 0) % cnp.PyArray_ITEMSIZE(a):
-        raise ValueError(f"{name}: unsupported row stride")
-    if (cnp.PyArray_DIM(a, 0) > 1 and
-            cnp.PyArray_STRIDE(a, 0) < cnp.PyArray_DIM(a, 1) * cnp.PyArray_ITEMSIZE(a)):
-        raise ValueError(f"{name}: rows overlap (a row stride shorter than a row)")
+    if cnp.PyArray_DIM(a, 0) > 1:  # one row: its stride is never used
+        if cnp.PyArray_STRIDE(a, 0) < 0 or cnp.PyArray_STRIDE(a, 0) % cnp.PyArray_ITEMSIZE(a):
+            raise ValueError(f"{name}: unsupported row stride")
+        if cnp.PyArray_STRIDE(a, 0) < cnp.PyArray_DIM(a, 1) * cnp.PyArray_ITEMSIZE(a):
+            raise ValueError(f"{name}: rows overlap (a row stride shorter than a row)")
     if max(cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1)) >= 2**31:
         raise ValueError(f"{name}: dimensions must fit BLAS's 32-bit integers")
     return 0

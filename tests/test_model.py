@@ -286,3 +286,13 @@ def test_linear_backward_overwrites_whatever_the_outputs_held(dtype):
     np.testing.assert_allclose(gb, G.sum(axis=0), rtol=1e-5)
     _core.linear_backward(X, G, gw, gb, 1.0, 1.0)  # beta = 1 accumulates
     np.testing.assert_allclose(gb, 2 * G.sum(axis=0), rtol=1e-5)
+
+
+def test_logits_into_a_single_row_out_of_any_row_stride():
+    """Found by the long fuzz run: a one-row out whose (unused) row stride is
+    negative was refused as an "unsupported row stride"."""
+    m = cs.SoftmaxRegression(3, 2, seed=0)
+    X = np.ones((1, 3), np.float32)
+    out = np.zeros((3, 2), np.float32)[::-1][:1]  # row stride -8
+    assert m.logits(X, out=out) is out
+    np.testing.assert_allclose(out, X @ m.weight + m.bias, rtol=1e-6)
