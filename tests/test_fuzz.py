@@ -958,6 +958,16 @@ def target_mass_slack(logits: np.ndarray, spec: dict, dtype: np.dtype):
     return loss, (mass / denom)[:, None] * np.ones((1, q))
 
 
+def non_finite_alike(got, ref, rows):
+    """ref, where both it and got are non-finite in the rows marked (for a
+    reduced loss: in any row), replaced by got: nan and +-inf alike there."""
+    g = np.asarray(got, np.float64)
+    r = np.array(ref, np.float64)
+    mark = np.broadcast_to(rows, r.shape) if r.ndim else np.asarray(rows.any())
+    same = mark & ~np.isfinite(g) & ~np.isfinite(r)
+    return np.where(same, g, r)
+
+
 def assert_matches_within(got, ref, dtype, slack, what: str) -> None:
     """helpers.assert_matches, with an extra absolute tolerance (array or
     None); nan and inf positions must still agree exactly."""
@@ -1047,6 +1057,18 @@ def ce_call(data, with_grad: bool):
             reduction=spec["reduction"],
             label_smoothing=spec["label_smoothing"],
         )
+    if kd == F32 and q and 0 < spec["label_smoothing"] / q < float(np.finfo(np.float32).tiny):
+        note("label_smoothing / q underflows float32 (scaled in the logits' dtype): not compared")
+        return
+    t = spec["target"]
+    if kd == F32 and t.ndim == 2 and t.size and not np.isfinite(t.astype(np.float64)).all():
+        # Infinite targets times a log-probability that float32 rounds to
+        # exactly 0 (a row maximum whose sum of exponentials rounds to 1) is
+        # nan in float32, as in PyTorch, where the float64 reference has inf.
+        rows = ~np.isfinite(t.astype(np.float64)).all(axis=1)
+        ref_loss = non_finite_alike(loss, ref_loss, rows)
+        if with_grad:
+            ref_grad = non_finite_alike(grad, ref_grad, rows[:, None])
     slack = target_mass_slack(lc, spec, kd) if q else None
     assert_matches_within(loss, ref_loss, kd, slack and slack[0], f"loss {desc}")
     if with_grad:
@@ -1405,8 +1427,8 @@ def test_trainer_fuzz(data):
     elif len(xs) != 2 or xs[1] != d:
         e.add("X", ValueError)
     ya = np.asarray(y)
-    if ya.dtype.kind not in "iu":
-        e.add("y", TypeError)
+    if ya.dtype.kind not in "iu" and not (ya.size == 0 and ya.dtype.kind == "f"):
+        e.add("y", TypeError)  # [] is no labels (float64 to NumPy), as in cross_entropy
     elif len(xs) == 2 and ya.shape != (nn,):
         e.add("y", ValueError)
     elif ya.size and any(not 0 <= int(v) < q for v in ya.ravel().tolist()):
@@ -1438,11 +1460,6 @@ def test_trainer_fuzz(data):
     elif data.draw(st.booleans()):
         Xv, _ = data.draw(model_inputs(data.draw(st.integers(0, 6)), d, False))
         yv, _ = data.draw(label_target(np.shape(Xv)[0], q, None, False))
-        if isinstance(yv, list) and not yv:
-            # Known: an empty list of labels is refused by fit (float64)
-            # where cross_entropy takes it (test_empty_label_list_...).
-            known(True)
-            e.add("y", TypeError)
         fit_kw["validation_data"] = data.draw(st.sampled_from([(Xv, yv), [Xv, yv]]))
     note(
         f"{dtype} d={d} q={q}; X {xdesc}; y {ydesc}; {opt_kw}; batch {batch_size} "
