@@ -56,15 +56,6 @@ SETUP = textwrap.dedent(
         y = rng.integers(0, q, n)
         return (centers[y] + rng.normal(size=(n, d))).astype(np.float32), y
 
-    def launder(q):
-        # Trainer.fit sums the bias gradient into an np.empty buffer without
-        # clearing it first (see test_fuzz.py::test_bias_gradient_does_not_
-        # depend_on_uninitialised_memory): leave zeroed buffers of its size in
-        # NumPy's cache of small freed buffers, so that these tests see what
-        # they test and not that defect.
-        junk = [np.zeros(q, np.float32) for _ in range(16)]
-        del junk
-
     def make_trainer(d, q, shuffle=True, batch_size=64, optimizer=None):
         return cs.Trainer(
             cs.SoftmaxRegression(d, q, seed=1),
@@ -78,7 +69,7 @@ SETUP = textwrap.dedent(
 )
 _shared: dict = {}
 exec(SETUP, _shared)  # the same blobs and make_trainer here
-blobs, make_trainer, launder = _shared["blobs"], _shared["make_trainer"], _shared["launder"]
+blobs, make_trainer = _shared["blobs"], _shared["make_trainer"]
 
 
 def run_child(code: str, cwd: Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
@@ -134,7 +125,6 @@ class Report(Callback):
 
 X, y = blobs(600, 10, 4)
 t = make_trainer(10, 4)
-launder(4)
 t.fit(X, y, epochs=5, callbacks=[Checkpoint("ckpt.npz"), Report()])
 print("not killed", flush=True)
 """
@@ -164,13 +154,11 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
     # It loads, and resumes to the weights of an uninterrupted run.
     X, y = blobs(600, 10, 4)
     straight = make_trainer(10, 4)
-    launder(4)
     straight.fit(X, y, epochs=5)
     loaded = make_trainer(10, 4)
     loaded.load_checkpoint(ckpt)
     assert loaded.epoch == 1 and len(loaded.history) == 1
     resumed = make_trainer(10, 4)
-    launder(4)
     h = resumed.fit(X, y, epochs=5, resume_from=ckpt)
     assert len(h) == 5 and resumed.epoch == 5
     assert resumed.model.weight.tobytes() == straight.model.weight.tobytes()
@@ -206,7 +194,6 @@ N, D, Q, B = 200_000, 50, 10, 128
 X, y = blobs(N, D, Q)
 opt = CountingSGD(lr=0.05, momentum=0.9)
 t = make_trainer(D, Q, shuffle=False, batch_size=B, optimizer=opt)
-launder(Q)
 h = t.fit(X, y, epochs=10_000, callbacks=[Started()])
 steps = opt.steps
 
@@ -217,7 +204,6 @@ batches = -(-N // B)
 with threadpool_limits(limits=1, user_api="blas"):
     for k in range(steps):
         start = (k % batches) * B
-        launder(Q)
         _, gw, gb = m.loss_and_grad(X[start : start + B], y[start : start + B])
         replay.step((m.weight, m.bias), (gw, gb))
 print(json.dumps({
