@@ -53,7 +53,7 @@ from typing import IO, Any, Callable, Protocol, Union
 import numpy as np
 
 from . import _config, functional
-from ._files import atomic_write
+from ._files import atomic_write, unwritable_reason
 
 __all__ = [
     "KERNELS",
@@ -1400,15 +1400,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _check_output(option: str, path: str | os.PathLike) -> None:
-    """Fail before any work if ``path`` cannot be written."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    if os.path.isdir(target):
-        raise BenchError(f"{option} {target}: is a folder")
-    if not os.path.isdir(folder):
-        raise BenchError(f"{option} {target}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BenchError(f"{option} {target}: the folder {folder} is not writable")
+    """Fail before any work if ``path`` cannot be an output file."""
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise BenchError(f"{option} {os.fspath(path)}: {reason}")
 
 
 def _write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:

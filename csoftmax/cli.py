@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
+from ._files import unwritable_reason
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -86,15 +88,11 @@ class _EpochPrinter:
         print(line, flush=True)
 
 
-def _check_output(option: str, path: str) -> None:
+def _check_output(option: str, path: str | os.PathLike) -> None:
     """Fail before any work if ``path`` cannot be an output file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CliError(f"{option} {path}: is a folder")
-    if not os.path.isdir(folder):
-        raise CliError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CliError(f"{option} {path}: the folder {folder} is not writable")
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise CliError(f"{option} {os.fspath(path)}: {reason}")
 
 
 def _write(option: str, path: str, write: Callable[[str], None]) -> None:
