@@ -57,6 +57,25 @@ cdef extern from "csoftmax.h" nogil:
     int csm_linear_backward(csm_dtype dtype, Py_ssize_t n, Py_ssize_t d, Py_ssize_t q,
                             const void *x, Py_ssize_t ldx, const void *g, Py_ssize_t ldg,
                             double alpha, double beta, void *gw, void *gb)
+    ctypedef struct csm_step_args:
+        Py_ssize_t m, d, q
+        const void *x
+        Py_ssize_t ldx
+        int x_uint8
+        double scale
+        const int64_t *rows
+        const int64_t *labels
+        const void *w
+        const void *b
+        void *logits
+        void *grad_w
+        void *grad_b
+        void *work
+        size_t work_size
+
+    size_t csm_train_step_workspace(csm_dtype dtype, Py_ssize_t m, Py_ssize_t d, Py_ssize_t q)
+    int csm_train_step(csm_dtype dtype, const csm_step_args *args, double *loss_sum,
+                       int64_t *correct)
     int csm_get_num_threads()
     void csm_set_num_threads(int n)
     int csm_openmp_enabled()

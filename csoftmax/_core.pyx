@@ -353,6 +353,114 @@ def linear_backward(cnp.ndarray x, cnp.ndarray g, cnp.ndarray gw, object gb,
     raise_for(status)
 
 
+# ------------------------------------------------------ fused training step --
+
+def train_step_workspace(str dtype, Py_ssize_t m, Py_ssize_t d, Py_ssize_t q):
+    """Bytes of scratch that train_step needs for a batch of m rows."""
+    cdef csm_dtype dt = CSM_FLOAT64 if dtype == "float64" else CSM_FLOAT32
+    return csm_train_step_workspace(dt, m, d, q)
+
+
+cdef const int64_t *int64_vector(object a, Py_ssize_t n, str name) except? NULL:
+    cdef cnp.ndarray arr = a
+    if (cnp.PyArray_TYPE(arr) != cnp.NPY_INT64 or cnp.PyArray_NDIM(arr) != 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_ISBYTESWAPPED(arr)):
+        raise TypeError(f"{name}: expected a contiguous 1-D int64 array")
+    if n >= 0 and cnp.PyArray_DIM(arr, 0) != n:
+        raise ValueError(f"{name}: expected {n} values, got {cnp.PyArray_DIM(arr, 0)}")
+    return <const int64_t *>cnp.PyArray_DATA(arr)
+
+
+cdef void *contiguous(object a, csm_dtype dtype, tuple shape, str name, bint writeable) except NULL:
+    cdef cnp.ndarray arr = a
+    if dtype_of(arr, name) != dtype:
+        raise TypeError(f"{name}: expected the model's dtype")
+    if a.shape != shape or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name}: expected a contiguous array of shape {shape}")
+    if writeable:
+        check_writeable(arr, name)
+    return cnp.PyArray_DATA(arr)
+
+
+def train_step(cnp.ndarray x, object rows, object labels, cnp.ndarray w, cnp.ndarray b,
+               object grad_w, object grad_b, cnp.ndarray work, double scale=1.0,
+               object logits=None, Py_ssize_t m=-1):
+    """The fused step of csm_train_step on the rows `rows` (int64, or None for
+    x's first m rows) of x (model dtype, or uint8 scaled by `scale`).
+
+    With labels (int64, one per row of x): returns (loss_sum, correct) and
+    writes grad_w, grad_b when given (gradients of the mean loss).  Without:
+    writes the logits to `logits` (m, q) and returns (0.0, 0).  Row indices
+    and labels are checked here, before any memory is touched.
+    """
+    cdef csm_dtype dtype = dtype_of(w, "weight")
+    cdef csm_step_args a
+    cdef Py_ssize_t n, i, bad_row = -1, bad_label = -1
+    cdef int64_t v
+    if cnp.PyArray_NDIM(x) != 2:
+        raise ValueError("X: expected a 2-D array")
+    n = x.shape[0]
+    a.d = x.shape[1]
+    a.q = w.shape[1] if cnp.PyArray_NDIM(w) == 2 else 0
+    a.x_uint8 = cnp.PyArray_TYPE(x) == cnp.NPY_UINT8
+    if not a.x_uint8 and dtype_of(x, "X") != dtype:
+        raise TypeError("X: expected the model's dtype or uint8")
+    if a.d > 1 and cnp.PyArray_STRIDE(x, 1) != cnp.PyArray_ITEMSIZE(x):
+        raise ValueError("X: rows must be contiguous")
+    if n > 1 and (cnp.PyArray_STRIDE(x, 0) < a.d * cnp.PyArray_ITEMSIZE(x)
+                  or cnp.PyArray_STRIDE(x, 0) % cnp.PyArray_ITEMSIZE(x)):
+        raise ValueError("X: unsupported row stride")
+    a.ldx = cnp.PyArray_STRIDE(x, 0) // cnp.PyArray_ITEMSIZE(x) if n > 1 else a.d
+    a.x = cnp.PyArray_DATA(x)
+    a.scale = scale
+    a.w = contiguous(w, dtype, (a.d, a.q), "weight", False)
+    a.b = contiguous(b, dtype, (a.q,), "bias", False)
+    if rows is None:
+        if m < 0 or m > n:
+            raise ValueError(f"m: expected 0 <= m <= {n}")
+        a.m = m
+        a.rows = NULL
+    else:
+        a.m = len(rows)
+        a.rows = int64_vector(rows, -1, "rows")
+    a.labels = NULL if labels is None else int64_vector(labels, n, "labels")
+    a.logits = NULL
+    a.grad_w = a.grad_b = NULL
+    if labels is None:
+        a.logits = contiguous(logits, dtype, (a.m, a.q), "logits", True)
+    elif grad_w is not None:
+        a.grad_w = contiguous(grad_w, dtype, (a.d, a.q), "grad_weight", True)
+        a.grad_b = contiguous(grad_b, dtype, (a.q,), "grad_bias", True)
+    if (cnp.PyArray_TYPE(work) != cnp.NPY_UINT8 or not cnp.PyArray_IS_C_CONTIGUOUS(work)
+            or cnp.PyArray_NDIM(work) != 1):
+        raise TypeError("work: expected a contiguous uint8 vector")
+    check_writeable(work, "work")
+    a.work = cnp.PyArray_DATA(work)
+    a.work_size = cnp.PyArray_SIZE(work)
+    if a.work_size < csm_train_step_workspace(dtype, a.m, a.d, a.q):
+        raise ValueError("work: too small; see train_step_workspace")
+    with nogil:
+        for i in range(a.m):
+            v = a.rows[i] if a.rows != NULL else i
+            if v < 0 or v >= n:
+                bad_row = i
+                break
+            if a.labels != NULL and (a.labels[v] < 0 or a.labels[v] >= a.q):
+                bad_label = v
+                break
+    if bad_row >= 0:
+        raise IndexError(f"rows: index {a.rows[bad_row]} is out of range for {n} rows")
+    if bad_label >= 0:
+        raise ValueError(f"labels: label {a.labels[bad_label]} is out of range [0, {a.q})")
+    cdef double loss = 0
+    cdef int64_t correct = 0
+    cdef int status
+    with nogil:
+        status = csm_train_step(dtype, &a, &loss, &correct)
+    raise_for(status)
+    return loss, correct
+
+
 def get_num_threads():
     return csm_get_num_threads()
 

@@ -23,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._arrays import as_real_array
 from ._config import single_threaded_blas
-from .functional import cross_entropy
+from ._steps import StepRunner, input_rows
 from .model import (
     ModelFileError,
     SoftmaxRegression,
@@ -175,14 +173,10 @@ class Trainer:
 
     # ----------------------------------------------------------- checking --
     def _data(
-        self, X: Any, y: Any, name: str, labels_name: str = "y"
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, X: Any, y: Any, name: str, labels_name: str = "y", scale: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         model = self.model
-        x = as_real_array(X, name)
-        if x.ndim != 2 or x.shape[1] != model.n_features:
-            raise ValueError(f"{name}: expected shape (n, {model.n_features}), got {x.shape}")
-        if x.dtype != model.dtype or not (x.flags.c_contiguous or x.shape[0] == 0):
-            x = np.ascontiguousarray(x, dtype=model.dtype)
+        x, scale = input_rows(X, model.n_features, model.dtype, scale, name)
         labels = np.asarray(y)
         if labels.size == 0 and labels.dtype.kind == "f":  # np.asarray([]) is float64
             labels = labels.astype(np.int64)
@@ -199,25 +193,32 @@ class Trainer:
             raise ValueError(
                 f"{labels_name}: label {int(bad)} is out of range [0, {model.n_classes})"
             )
-        return x, np.ascontiguousarray(labels, dtype=np.int64)
+        return x, np.ascontiguousarray(labels, dtype=np.int64), scale
 
     # ---------------------------------------------------------- training --
     def fit(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         *,
         epochs: int = 10,
         validation_data: tuple[Any, Any] | None = None,
         callbacks: Iterable[Any] = (),
         resume_from: str | os.PathLike | None = None,
+        scale: float | None = None,
     ) -> History:
         """Train for ``epochs`` epochs; returns the :class:`History` of all epochs.
 
         Parameters
         ----------
         X, y : array_like
-            Rows (n, n_features) and their integer labels (n,).
+            Rows (n, n_features) and their integer labels (n,).  ``X`` may be
+            a ``np.memmap`` (rows are read batch by batch, never copied whole)
+            or uint8 with ``scale``.  With ``y=None``, ``X`` is instead an
+            iterable of ``(X_batch, y_batch)`` pairs, each one step, iterated
+            afresh every epoch (a list, or an object whose ``__iter__``
+            starts over; a one-shot iterator feeds one epoch); the trainer's
+            ``batch_size`` and ``shuffle`` then do not apply.
         epochs : int, default 10
             Epochs to train.  With ``resume_from``, the total of the run the
             checkpoint belongs to: the epochs it holds are not repeated.
@@ -231,6 +232,11 @@ class Trainer:
         resume_from : path, optional
             A checkpoint written by :meth:`save_checkpoint` (or the
             ``Checkpoint`` callback) to continue from.
+        scale : float, optional
+            For uint8 data (raw pixels) only, and required there: every
+            element is multiplied by it (e.g. 1/255) inside the kernels, so
+            no float copy of the data set is made.  Applies to
+            ``validation_data`` too.
 
         Ctrl-C stops the fit at the next batch boundary: the weights are
         those after the last complete step, the History holds the complete
@@ -238,12 +244,17 @@ class Trainer:
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
-        x, labels = self._data(X, y, "X")
+        if y is None:
+            source = _BatchSource(X, epochs)
+            data = None
+        else:
+            source = None
+            data = self._data(X, y, "X", scale=scale)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data: expected a pair (X_val, y_val)")
-            val = self._data(*validation_data, "validation_data", "validation_data")
+            val = self._data(*validation_data, "validation_data", "validation_data", scale)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
             last = int(epochs)
@@ -254,13 +265,21 @@ class Trainer:
         self.stop_training = False
         self.history.interrupted = False
 
-        buffers = _StepBuffers(self.model, min(self.batch_size, max(x.shape[0], 1)))
+        rows = self.batch_size if data is None else min(self.batch_size, max(len(data[0]), 1))
+        runner = StepRunner(self.model, rows)
         _call(callbacks, "on_train_begin", self)
         with _Interrupt() as interrupt, single_threaded_blas():
             while self.epoch < last and not self.stop_training:
                 _call(callbacks, "on_epoch_begin", self, self.epoch)
                 start = time.perf_counter()
-                done, loss_sum, correct, seen = self._train_epoch(x, labels, buffers, interrupt)
+                if data is None:
+                    batches, total = source.epoch(lambda b: self._data(*b, "X", "y", scale)), None
+                else:
+                    batches = self._batches(*data)
+                    total = -(-len(data[0]) // self.batch_size)
+                done, loss_sum, correct, seen = self._train_epoch(
+                    batches, total, runner, interrupt
+                )
                 if not done:
                     self.history.interrupted = True
                     break
@@ -285,36 +304,32 @@ class Trainer:
             return None
         return np.random.default_rng([self.seed, self.epoch]).permutation(n)
 
-    def _train_epoch(self, x, labels, buf, interrupt):
-        model, opt, bs = self.model, self.optimizer, self.batch_size
-        w, b = model.weight, model.bias
-        n = x.shape[0]
+    def _batches(self, x, labels, scale):
+        """This epoch's batches of an in-memory (or memory-mapped) data set:
+        (x, labels, row indices or None, start, count, scale)."""
+        n, bs = x.shape[0], self.batch_size
         order = self._batch_order(n)
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = _progress_bar(self.progress, (n + bs - 1) // bs, f"epoch {self.epoch + 1}")
         for start in range(0, n, bs):
+            m = min(bs, n - start)
+            if order is None:
+                yield x, labels, None, start, m, scale
+            else:
+                yield x, labels, order[start : start + m], 0, m, scale
+
+    def _train_epoch(self, batches, total, runner, interrupt):
+        model, opt = self.model, self.optimizer
+        params, grads = (model.weight, model.bias), (runner.grad_w, runner.grad_b)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = _progress_bar(self.progress, total, f"epoch {self.epoch + 1}")
+        for x, labels, rows, start, m, scale in batches:
             if interrupt.requested:
                 _close(bar)
                 return False, loss_sum, correct, seen
-            m = min(bs, n - start)
-            if order is None:
-                xb, yb = x[start : start + m], labels[start : start + m]
-            else:
-                idx = order[start : start + m]
-                xb, yb = buf.x[:m], buf.y[:m]
-                np.take(x, idx, axis=0, out=xb)
-                np.take(labels, idx, out=yb)
-            logits = buf.logits[:m]
-            _core.linear_forward(xb, w, b, logits)
-            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
-            # Labels and buffers were checked once, in _data and _StepBuffers:
-            # straight to the fused kernel, gradient written over the logits.
-            loss = _core.cross_entropy_kernel(
-                logits, yb, -100, None, None, 0.0, "mean", None, logits
-            )
-            _core.linear_backward(xb, logits, buf.grad_w, buf.grad_b)
-            opt.step((w, b), (buf.grad_w, buf.grad_b))
-            loss_sum += float(loss) * m
+            runner.reserve(m)
+            loss, right = runner.step(x, labels, rows, start, m, scale)
+            opt.step(params, grads)
+            loss_sum += loss
+            correct += right
             seen += m
             if bar is not None:
                 bar.update(1)
@@ -322,8 +337,10 @@ class Trainer:
         return True, loss_sum, correct, seen
 
     # -------------------------------------------------------- evaluation --
-    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+    def evaluate(self, X: Any, y: Any, *, scale: float | None = None) -> dict[str, float]:
         """Mean loss and accuracy of the model on (X, y), in large blocks.
+
+        ``scale`` is for uint8 ``X``, as in :meth:`fit`.
 
         >>> import numpy as np, csoftmax as cs
         >>> t = cs.Trainer(cs.SoftmaxRegression(3, 2), cs.SGD(), progress=False)
@@ -332,21 +349,19 @@ class Trainer:
         """
         _ensure_blas()
         with single_threaded_blas():
-            return self._evaluate(*self._data(X, y, "X"))
+            return self._evaluate(*self._data(X, y, "X", scale=scale))
 
-    def _evaluate(self, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        model = self.model
+    def _evaluate(self, x: np.ndarray, labels: np.ndarray, scale: float) -> dict[str, float]:
         n = x.shape[0]
         if n == 0:
             return {"loss": float("nan"), "accuracy": float("nan")}
-        block = np.empty((min(n, EVAL_BLOCK_ROWS), model.n_classes), model.dtype)
+        runner = StepRunner(self.model, min(n, EVAL_BLOCK_ROWS))
         loss_sum, correct = 0.0, 0
         for start in range(0, n, EVAL_BLOCK_ROWS):
             m = min(EVAL_BLOCK_ROWS, n - start)
-            logits, yb = block[:m], labels[start : start + m]
-            _core.linear_forward(x[start : start + m], model.weight, model.bias, logits)
-            correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
-            loss_sum += float(cross_entropy(logits, yb, reduction="sum"))
+            loss, right = runner.step(x, labels, None, start, m, scale, grad=False)
+            loss_sum += loss
+            correct += right
         return {"loss": loss_sum / n, "accuracy": correct / n}
 
     # -------------------------------------------------------- checkpoints --
@@ -471,15 +486,30 @@ class Trainer:
         }
 
 
-class _StepBuffers:
-    """The per-step arrays of a fit, allocated once."""
+class _BatchSource:
+    """An iterable of (X_batch, y_batch) pairs, fed to the trainer epoch by epoch."""
 
-    def __init__(self, model: SoftmaxRegression, rows: int) -> None:
-        self.x = np.empty((rows, model.n_features), model.dtype)
-        self.y = np.empty(rows, np.int64)
-        self.logits = np.empty((rows, model.n_classes), model.dtype)
-        self.grad_w = np.empty_like(model.weight)
-        self.grad_b = np.empty_like(model.bias)
+    def __init__(self, source: Any, epochs: int) -> None:
+        if isinstance(source, np.ndarray) or not isinstance(source, Iterable):
+            raise TypeError(
+                "y: labels are required, unless X is an iterable of (X_batch, y_batch) pairs"
+            )
+        self.source = source
+        self.one_shot = iter(source) is source
+        self.used = False
+
+    def epoch(self, check):
+        if self.one_shot and self.used:
+            raise ValueError(
+                "X: this iterator of batches is exhausted after one epoch; pass a "
+                "re-iterable (a list, or an object whose __iter__ starts over)"
+            )
+        self.used = True
+        for pair in self.source:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError("X: expected (X_batch, y_batch) pairs")
+            x, labels, scale = check(pair)
+            yield x, labels, None, 0, x.shape[0], scale
 
 
 def _call(callbacks: list, method: str, *args: Any) -> None:

@@ -139,6 +139,50 @@ int csm_linear_backward(csm_dtype dtype, ptrdiff_t n, ptrdiff_t d, ptrdiff_t q, 
                         ptrdiff_t ldx, const void *g, ptrdiff_t ldg, double alpha, double beta,
                         void *gw, void *gb);
 
+/* ---------------------------------------------- fused training step -- */
+
+/*
+ * One step of softmax regression on a batch, without BLAS: for the m rows
+ * x[rows[0]], ..., x[rows[m-1]] of a data set x (rows == NULL: x's first m
+ * rows), the logits z = scale * x . w + b, and, with labels,
+ *   *loss_sum = the summed cross-entropy of the m rows,
+ *   *correct  = how many rows' argmax (np.argmax's: first maximum, or first
+ *               nan) equals their label,
+ * and, with grad_w and grad_b, the gradients of the MEAN loss over the batch:
+ *   grad_w (d x q) = scale * x^T G / m,  grad_b (q) = colsum(G) / m,
+ * G being d loss / d logits row by row.  Without labels, the logits are
+ * written to `logits` (m x q, contiguous) and nothing else is computed.
+ *
+ * x holds elements of `dtype`, or uint8 when x_uint8 is set (then `scale`
+ * multiplies every element, e.g. 1/255 for pixels; ignored for float x).
+ * ldx is x's row stride in elements; w is d x q and b q elements of dtype,
+ * contiguous.  labels has one int64 per row of x (indexed like x, so
+ * labels[rows[i]]), each in [0, q); rows' indices are valid rows of x.
+ *
+ * Made for few classes (the products run along d with the q outputs in
+ * registers); for large q, GEMM (csm_linear_*) is the faster route.  Results
+ * are bitwise the same for every thread count.  work: at least
+ * csm_train_step_workspace(dtype, m, d, q) bytes of scratch, reused across
+ * calls; CSM_ENOMEM (and nothing touched) when it is smaller.
+ */
+typedef struct csm_step_args {
+    ptrdiff_t m, d, q;
+    const void *x;
+    ptrdiff_t ldx;
+    int x_uint8;
+    double scale;
+    const int64_t *rows;
+    const int64_t *labels;
+    const void *w, *b;
+    void *logits;          /* without labels only */
+    void *grad_w, *grad_b; /* both or neither; NULL: loss and accuracy only */
+    void *work;
+    size_t work_size;
+} csm_step_args;
+
+size_t csm_train_step_workspace(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdiff_t q);
+int csm_train_step(csm_dtype dtype, const csm_step_args *args, double *loss_sum, int64_t *correct);
+
 /* ----------------------------------------------------- threads, config -- */
 
 /* Threads the kernels may use (default: OpenMP's maximum).  n < 1 means 1. */

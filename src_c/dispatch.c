@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "fused.h"
 
 extern const csm_row_kernels csm_rows_generic_f32, csm_rows_generic_f64;
+extern const csm_fused_kernels csm_fused_generic_f32, csm_fused_generic_f64;
 #ifdef CSM_HAVE_X86_DISPATCH
 extern const csm_row_kernels csm_rows_avx2_f32, csm_rows_avx2_f64;
 extern const csm_row_kernels csm_rows_avx512_f32, csm_rows_avx512_f64;
+extern const csm_fused_kernels csm_fused_avx2_f32, csm_fused_avx2_f64;
+extern const csm_fused_kernels csm_fused_avx512_f32, csm_fused_avx512_f64;
 
 static int cpu_has_avx2(void) {
     __builtin_cpu_init();
@@ -36,16 +39,20 @@ typedef struct {
     const char *name;
     const char *available; /* this one and all below it */
     const csm_row_kernels *kernels[2];
+    const csm_fused_kernels *fused[2];
     int (*supported)(void);
 } isa_entry;
 
 /* Best first. */
 static const isa_entry isas[] = {
 #ifdef CSM_HAVE_X86_DISPATCH
-    {"avx512", "avx512 avx2 generic", {&csm_rows_avx512_f32, &csm_rows_avx512_f64}, cpu_has_avx512},
-    {"avx2", "avx2 generic", {&csm_rows_avx2_f32, &csm_rows_avx2_f64}, cpu_has_avx2},
+    {"avx512", "avx512 avx2 generic", {&csm_rows_avx512_f32, &csm_rows_avx512_f64},
+     {&csm_fused_avx512_f32, &csm_fused_avx512_f64}, cpu_has_avx512},
+    {"avx2", "avx2 generic", {&csm_rows_avx2_f32, &csm_rows_avx2_f64},
+     {&csm_fused_avx2_f32, &csm_fused_avx2_f64}, cpu_has_avx2},
 #endif
-    {"generic", "generic", {&csm_rows_generic_f32, &csm_rows_generic_f64}, always},
+    {"generic", "generic", {&csm_rows_generic_f32, &csm_rows_generic_f64},
+     {&csm_fused_generic_f32, &csm_fused_generic_f64}, always},
 };
 #define N_ISAS (sizeof isas / sizeof isas[0])
 
@@ -79,6 +86,10 @@ static const isa_entry *current(void) {
 
 const csm_row_kernels *csm_kernels(csm_dtype dtype) {
     return current()->kernels[dtype == CSM_FLOAT64];
+}
+
+const csm_fused_kernels *csm_fused(csm_dtype dtype) {
+    return current()->fused[dtype == CSM_FLOAT64];
 }
 
 const char *csm_simd_name(void) {

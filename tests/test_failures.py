@@ -198,14 +198,16 @@ h = t.fit(X, y, epochs=10_000, callbacks=[Started()])
 steps = opt.steps
 
 # Replay exactly `steps` steps of the textbook loop (shuffle=False).
+from csoftmax._steps import StepRunner
 m = cs.SoftmaxRegression(D, Q, seed=1)
 replay = cs.SGD(lr=0.05, momentum=0.9)
 batches = -(-N // B)
 with threadpool_limits(limits=1, user_api="blas"):
+    runner = StepRunner(m, B)  # the trainer's own step (fused or GEMM route)
     for k in range(steps):
         start = (k % batches) * B
-        _, gw, gb = m.loss_and_grad(X[start : start + B], y[start : start + B])
-        replay.step((m.weight, m.bias), (gw, gb))
+        runner.step(X, y, None, start, min(B, N - start), 1.0)
+        replay.step((m.weight, m.bias), (runner.grad_w, runner.grad_b))
 print(json.dumps({
     "epochs": len(h),
     "interrupted": h.interrupted,

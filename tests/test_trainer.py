@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import csoftmax as cs
+from csoftmax._steps import FUSED_MAX_CLASSES, StepRunner
 from csoftmax.callbacks import Callback, Checkpoint, EarlyStopping, LearningRateScheduler
 from csoftmax.model import ModelFileError
 from csoftmax.optim import cosine_schedule
@@ -69,19 +70,32 @@ def test_same_seed_same_weights(dtype):
     assert params(c) != params(a)  # another seed shuffles differently
 
 
-def test_epoch_is_the_textbook_loop():
-    """shuffle=False: each step is exactly loss_and_grad on the next slice + SGD."""
-    X, y = blobs(300)
-    t = trainer(shuffle=False, batch_size=128, optimizer=cs.SGD(lr=0.2))
-    m = cs.SoftmaxRegression(12, 4, seed=0)
-    opt = cs.SGD(lr=0.2)
+@pytest.mark.parametrize("n_classes", [4, 40])  # the fused route and the GEMM route
+def test_epoch_is_the_textbook_loop(n_classes):
+    """shuffle=False: each step is loss_and_grad on the next slice + SGD (to
+    rounding: the trainer's fused route sums in another order than GEMM),
+    and exactly the StepRunner's step + SGD."""
+    X, y = blobs(300, q=n_classes)
+    t = cs.Trainer(
+        cs.SoftmaxRegression(12, n_classes, seed=0), cs.SGD(lr=0.2),
+        batch_size=128, shuffle=False, seed=0, progress=False,
+    )
+    m = cs.SoftmaxRegression(12, n_classes, seed=0)
+    exact = cs.SoftmaxRegression(12, n_classes, seed=0)
+    opt, opt_exact = cs.SGD(lr=0.2), cs.SGD(lr=0.2)
+    runner = StepRunner(exact, 128)
     for start in range(0, 300, 128):  # the last, partial batch of 44 rows counts
         _, gw, gb = m.loss_and_grad(X[start : start + 128], y[start : start + 128])
         opt.step((m.weight, m.bias), (gw, gb))
+        runner.step(X, y, None, start, min(128, 300 - start), 1.0)
+        opt_exact.step((exact.weight, exact.bias), (runner.grad_w, runner.grad_b))
     h = t.fit(X, y, epochs=1)
-    assert t.model.weight.tobytes() == m.weight.tobytes()
-    assert t.model.bias.tobytes() == m.bias.tobytes()
-    assert 0 < h.train_loss[0] < 2
+    assert runner.fused == (n_classes <= FUSED_MAX_CLASSES)
+    assert t.model.weight.tobytes() == exact.weight.tobytes()
+    assert t.model.bias.tobytes() == exact.bias.tobytes()
+    np.testing.assert_allclose(t.model.weight, m.weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t.model.bias, m.bias, rtol=1e-5, atol=1e-6)
+    assert 0 < h.train_loss[0] < 5
 
 
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
