@@ -31,19 +31,16 @@ def step_route(n_classes: int) -> str:
 def input_rows(X, n_features: int, dtype: np.dtype, scale, name: str) -> tuple[np.ndarray, float]:
     """X as rows the step can read without a copy when possible, and the scale.
 
-    uint8 input needs an explicit ``scale`` (e.g. 1/255 for pixels) and is
-    kept as uint8; float input of the model's dtype is kept as is (memmaps
-    too), other real input is converted; ``scale`` is for uint8 only.
+    uint8 input is kept as uint8, its values multiplied by ``scale`` (1 when
+    None, the values as they are; 1/255 for pixels) inside the kernels; float
+    input of the model's dtype is kept as is (memmaps too), other real input
+    is converted; ``scale`` is for uint8 only.
     """
     from ._arrays import as_real_array
 
     arr = X if isinstance(X, np.ndarray) else np.asarray(X)
     if arr.dtype == np.uint8:
-        if scale is None:
-            raise ValueError(
-                f"{name}: uint8 input needs an explicit scale (e.g. scale=1/255 for pixels)"
-            )
-        scale = float(scale)
+        scale = 1.0 if scale is None else float(scale)
         if not np.isfinite(scale):
             raise ValueError(f"scale: expected a finite number, got {scale}")
         x = arr

@@ -538,9 +538,9 @@ def download_fashion_mnist(
 
 
 def load_fashion_mnist(
-    root: PathLike | None = None, *, download: bool = True
+    root: PathLike | None = None, *, download: bool = True, raw: bool = False
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Load Fashion-MNIST as float32 images in [0, 1] and int64 labels.
+    """Load Fashion-MNIST as float32 images in [0, 1] (or raw uint8) and int64 labels.
 
     Parameters
     ----------
@@ -554,12 +554,17 @@ def load_fashion_mnist(
         With ``root=None``, download the files into the user cache if no
         folder has them (see :func:`download_fashion_mnist`).  With False,
         raise :class:`DatasetError` instead.
+    raw : bool, default False
+        Return the pixels as stored, uint8 in 0..255: a quarter of the
+        memory, for training with ``scale=1/255`` (the kernels widen and
+        scale the rows as they read them).
 
     Returns
     -------
     (X_train, y_train), (X_test, y_test)
         ``X_train`` is float32 of shape (60000, 784), ``X_test`` (10000, 784),
-        pixel values scaled to [0, 1]; ``y_*`` are int64 labels in 0..9,
+        pixel values scaled to [0, 1] (uint8 in 0..255 with ``raw``); ``y_*``
+        are int64 labels in 0..9,
         naming :data:`FASHION_MNIST_CLASSES`.
 
     Raises
@@ -593,6 +598,8 @@ def load_fashion_mnist(
 
     def images(name: str) -> np.ndarray:
         u8 = arrays.pop(name)
+        if raw:
+            return u8.reshape(len(u8), -1)
         return np.multiply(u8.reshape(len(u8), -1), np.float32(1 / 255), dtype=np.float32)
 
     def labels(name: str) -> np.ndarray:

@@ -233,10 +233,10 @@ class Trainer:
             A checkpoint written by :meth:`save_checkpoint` (or the
             ``Checkpoint`` callback) to continue from.
         scale : float, optional
-            For uint8 data (raw pixels) only, and required there: every
-            element is multiplied by it (e.g. 1/255) inside the kernels, so
-            no float copy of the data set is made.  Applies to
-            ``validation_data`` too.
+            For uint8 data (raw pixels) only: every element is multiplied by
+            it (e.g. 1/255) inside the kernels, so no float copy of the data
+            set is made; without it uint8 values count as they are.  Applies
+            to ``validation_data`` too.
 
         Ctrl-C stops the fit at the next batch boundary: the weights are
         those after the last complete step, the History holds the complete
@@ -345,7 +345,7 @@ class Trainer:
         >>> import numpy as np, csoftmax as cs
         >>> t = cs.Trainer(cs.SoftmaxRegression(3, 2), cs.SGD(), progress=False)
         >>> t.evaluate(np.zeros((4, 3)), [0, 1, 0, 1])
-        {'loss': 0.6931471824645996, 'accuracy': 0.5}
+        {'loss': 0.6931471805599453, 'accuracy': 0.5}
         """
         _ensure_blas()
         with single_threaded_blas():

@@ -190,3 +190,21 @@ def accuracy(scores, y) -> float:
         if int(np.argmax(s[i])) == int(y[i]):
             hits += 1
     return hits / n
+
+
+def train_step(x, rows, labels, w, b, scale=1.0):
+    """The fused training step of a batch, the slow way, in float64.
+
+    The batch is ``x[rows]`` (all of x's first rows when rows is an int m);
+    returns (summed loss, number right, d mean-loss / d w, d mean-loss / d b).
+    """
+    rows = np.arange(rows) if isinstance(rows, int) else np.asarray(rows)
+    xb = _f64(x)[rows] * scale
+    y = np.asarray(labels)[rows]
+    z = xb @ _f64(w) + _f64(b)
+    losses = logsumexp(z, axis=1) - z[np.arange(len(y)), y]
+    right = int(np.count_nonzero(np.argmax(z, axis=1) == y))
+    g = softmax(z, axis=1)
+    g[np.arange(len(y)), y] -= 1
+    g /= max(len(y), 1)
+    return float(losses.sum()), right, xb.T @ g, g.sum(axis=0)

@@ -47,6 +47,7 @@ from hypothesis.extra import numpy as hnp
 
 import csoftmax as cs
 from csoftmax import _core
+from csoftmax._steps import StepRunner
 
 # Each fuzz test's share of the profile's max_examples (100 short, 10,000
 # long): the factors sum to 11.6 here (row_ops counts three times, once per
@@ -1380,21 +1381,22 @@ def scratch(tmp_path_factory):
 
 
 def manual_fit(X, y, d, q, dtype, seed, opt_kw, batch_size, epochs):
-    """The textbook loop with public calls: loss_and_grad on each slice, SGD."""
+    """The textbook loop: the trainer's step (StepRunner, whose numbers
+    test_train_step.py checks) on each slice, SGD."""
     model = cs.SoftmaxRegression(d, q, dtype=dtype, seed=seed)
     opt = cs.SGD(**opt_kw)
     x = np.ascontiguousarray(
         np.asarray(X).astype(np.float64) if not is_kernel(dtype_of(X)) else X, dtype=dtype
     )
-    labels = np.asarray(y).astype(np.int64)
+    labels = np.ascontiguousarray(np.asarray(y), dtype=np.int64)
+    runner = StepRunner(model, batch_size)
     losses = []
     for _ in range(epochs):
         total = 0.0
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], labels[start : start + batch_size]
-            loss, gw, gb = model.loss_and_grad(xb, yb)
-            opt.step((model.weight, model.bias), (gw, gb))
-            total += float(loss) * len(xb)
+            count = min(batch_size, len(x) - start)
+            total += runner.step(x, labels, None, start, count, 1.0)[0]
+            opt.step((model.weight, model.bias), (runner.grad_w, runner.grad_b))
         losses.append(total / len(x) if len(x) else math.nan)
     return model, losses
 
