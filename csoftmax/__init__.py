@@ -9,7 +9,8 @@ released; the API follows NumPy's and PyTorch's conventions.
 array([[0.5, 0.5]])
 """
 
-from . import callbacks, datasets, optim
+
+from . import _openmp, callbacks, datasets, optim  # noqa: F401 (_openmp first: it loads the C core)
 from ._config import get_include, get_num_threads, set_num_threads, show_config
 from .bench import bench, bench_training
 from .functional import (

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from . import _core
+from . import _core, _openmp
+from ._steps import FUSED_MAX_CLASSES
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "get_include"]
 
@@ -138,6 +139,11 @@ def _config() -> dict[str, Any]:
         "simd": _core.simd_name(),
         "simd_available": " ".join(_core.simd_available()),
         "blas": _blas_description(),
+        "training_step": (
+            f"fused kernel for <= {FUSED_MAX_CLASSES} classes (no BLAS), "
+            "BLAS GEMM + fused cross-entropy above"
+        ),
+        "openmp_wait": _openmp.WAIT_POLICY,
     }
 
 
@@ -145,7 +151,8 @@ def show_config(mode: str = "stdout"):
     """Print (or, with ``mode="dicts"``, return) how csoftmax was built and runs.
 
     Shows the version, the compiler, whether OpenMP is on and with how many
-    threads, and the SIMD instruction set in use.
+    threads, the SIMD instruction set in use, the BLAS, and which route a
+    training step takes.
 
     Examples
     --------

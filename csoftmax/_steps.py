@@ -13,10 +13,14 @@ the GEMM route widens the gathered rows into its float buffer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import _core
-from .model import SoftmaxRegression
+
+if TYPE_CHECKING:
+    from .model import SoftmaxRegression
 
 # Above this many classes BLAS GEMM is faster than the fused kernel (measured
 # with bench/, d = 784); the fused kernel keeps a row's q sums in registers.

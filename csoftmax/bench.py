@@ -1796,6 +1796,14 @@ def make_training_loop(
     return _LOOPS[name](X, y, weight, bias, batch_size, lr, seed)
 
 
+def _is_pixels(X: Any) -> bool:
+    """Are X's values k/255 (0 <= k <= 255), as uint8 pixels scaled to [0, 1]?"""
+    x = np.asarray(X, dtype=np.float64)
+    k = x * 255
+    close = (k >= -1e-3) & (k <= 255.001) & (abs(k - np.rint(k)) < 1e-3)
+    return bool(x.size) and bool(np.all(close))
+
+
 def _training_data(data: Any, data_root: Any) -> tuple[np.ndarray, ...]:
     if data is None:
         from .datasets import load_fashion_mnist
@@ -1850,7 +1858,8 @@ def bench_training(
         Default: Fashion-MNIST through :func:`csoftmax.datasets.load_fashion_mnist`
         (``data_root`` is passed on).
     loops : list of str, optional
-        Among :data:`TRAINING_LOOPS` (default: all whose library is installed).
+        Among :data:`TRAINING_LOOPS` (default: all whose library is installed;
+        ``csoftmax-uint8`` when the data are pixels, multiples of 1/255).
     warmup_batches : int
         Batches each loop runs on a throw-away copy before timing.
     pause : float, default 0.2
@@ -1905,6 +1914,12 @@ def bench_training(
     if plot_path is not None:
         _figure_class()
     X, y, X_test, y_test = _training_data(data, data_root)
+    if not _is_pixels(X):
+        if loops is not None and "csoftmax-uint8" in names:
+            raise BenchError(
+                "loops: 'csoftmax-uint8' needs pixel data (multiples of 1/255 in [0, 1])"
+            )
+        names = [n for n in names if n != "csoftmax-uint8"]
     X = np.ascontiguousarray(X, dtype=dt)
     X_test = np.ascontiguousarray(X_test, dtype=dt)
     y = np.ascontiguousarray(y, dtype=np.int64)

@@ -1,17 +1,19 @@
 """The training loop: minibatch SGD over a data set, epoch by epoch.
 
-One step is a handful of calls on buffers allocated once per fit: gather the
-batch's rows, GEMM into the logits, the fused cross-entropy writes the
-gradient over the logits, GEMM for the weight gradient, the optimizer's
-in-place update.  The batch order of epoch e comes from ``(seed, e)``
-alone, and BLAS runs on one thread during a fit (its products then do not
-depend on the thread count), so the same seed gives bitwise-identical
-weights whatever ``set_num_threads`` says, and a run resumed from a
-checkpoint ends exactly where the uninterrupted run does.
+One step is a call or two on buffers allocated once per fit (see _steps.py):
+for few classes one fused kernel reads the batch's rows from the data set by
+index and returns loss, accuracy and gradients; for many, gather + GEMM +
+fused cross-entropy + GEMM.  Then the optimizer's in-place update.  The
+batch order of epoch e comes from ``(seed, e)`` alone; the fused kernel's
+sums do not depend on the thread count and BLAS runs on one thread during a
+fit, so the same seed gives bitwise-identical weights whatever
+``set_num_threads`` says, and a run resumed from a checkpoint ends exactly
+where the uninterrupted run does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -261,14 +263,13 @@ class Trainer:
         else:
             last = self.epoch + int(epochs)
         callbacks = list(callbacks)
-        _ensure_blas()
         self.stop_training = False
         self.history.interrupted = False
 
         rows = self.batch_size if data is None else min(self.batch_size, max(len(data[0]), 1))
         runner = StepRunner(self.model, rows)
         _call(callbacks, "on_train_begin", self)
-        with _Interrupt() as interrupt, single_threaded_blas():
+        with _Interrupt() as interrupt, _blas_for(runner):
             while self.epoch < last and not self.stop_training:
                 _call(callbacks, "on_epoch_begin", self, self.epoch)
                 start = time.perf_counter()
@@ -347,9 +348,9 @@ class Trainer:
         >>> t.evaluate(np.zeros((4, 3)), [0, 1, 0, 1])
         {'loss': 0.6931471805599453, 'accuracy': 0.5}
         """
-        _ensure_blas()
-        with single_threaded_blas():
-            return self._evaluate(*self._data(X, y, "X", scale=scale))
+        data = self._data(X, y, "X", scale=scale)
+        with _blas_for(StepRunner(self.model, 0)):
+            return self._evaluate(*data)
 
     def _evaluate(self, x: np.ndarray, labels: np.ndarray, scale: float) -> dict[str, float]:
         n = x.shape[0]
@@ -510,6 +511,15 @@ class _BatchSource:
                 raise TypeError("X: expected (X_batch, y_batch) pairs")
             x, labels, scale = check(pair)
             yield x, labels, None, 0, x.shape[0], scale
+
+
+def _blas_for(runner: StepRunner):
+    """BLAS on one thread (products independent of the thread count) where
+    the steps use GEMM; nothing to do for the fused route."""
+    if runner.fused:
+        return contextlib.nullcontext()
+    _ensure_blas()
+    return single_threaded_blas()
 
 
 def _call(callbacks: list, method: str, *args: Any) -> None:

@@ -174,25 +174,18 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *a, double *loss_sum, in
     step_plan P = {dtype, a, &job, csm_fused(dtype), csm_kernels(dtype), L, ws};
     const int nt = threads_for_step(a, L.nblocks);
     const ptrdiff_t nb = L.nblocks, d = a->d;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        /* Dynamic: a thread slowed by another process hands its blocks on. */
-#pragma omp for schedule(dynamic, 1)
-        for (ptrdiff_t bl = 0; bl < nb; bl++)
-            run_block(&P, bl);
-        if (a->grad_w) {
-            /* The parts' sum in block order, then into grad_w's layout:
-             * each pass splits its index range over the threads. */
-            const ptrdiff_t stride = a->q * L.d_pad;
-#pragma omp for schedule(static)
-            for (ptrdiff_t e0 = 0; e0 < stride; e0 += 1024)
-                BY_TYPE_VOID(dtype, add_parts, (void *)(ws + L.parts), nb, stride, e0,
-                             e0 + 1024 < stride ? e0 + 1024 : stride);
-#pragma omp for schedule(static)
-            for (ptrdiff_t j0 = 0; j0 < d; j0 += 64)
-                BY_TYPE_VOID(dtype, transpose_back, (void *)(ws + L.parts), a->q, L.d_pad,
-                             job.scale, a->grad_w, j0, j0 + 64 < d ? j0 + 64 : d);
-        }
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
+    for (ptrdiff_t bl = 0; bl < nb; bl++)
+        run_block(&P, bl); /* dynamic: a thread slowed by another process hands blocks on */
+    if (a->grad_w) {
+        /* The parts' sum in block order, then into grad_w's layout.  A few
+         * microseconds: on this thread, as a second parallel pass would cost
+         * another team barrier, and barriers are what hurts when another
+         * process holds a core. */
+        const ptrdiff_t stride = a->q * L.d_pad;
+        BY_TYPE_VOID(dtype, add_parts, (void *)(ws + L.parts), nb, stride, 0, stride);
+        BY_TYPE_VOID(dtype, transpose_back, (void *)(ws + L.parts), a->q, L.d_pad, job.scale,
+                     a->grad_w, 0, d);
     }
     double loss = 0;
     int64_t right = 0;
