@@ -5,6 +5,7 @@ weights, warm starts, partial_fit, threads, and the meta-estimators."""
 import pickle
 import subprocess
 import sys
+import unittest
 import warnings
 
 import numpy as np
@@ -24,6 +25,11 @@ import csoftmax as cs  # noqa: E402
 from csoftmax.sklearn import SoftmaxRegressionClassifier, _Objective  # noqa: E402
 
 TIGHT = dict(tol=1e-10, max_iter=2000)
+SKLEARN_VERSION = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+# How close to LogisticRegression's coefficients and probabilities we must be.
+# From scikit-learn 1.4 on it stops L-BFGS at a 64-eps relative decrease of its
+# objective; 1.3 stops at scipy's default (about 2e-9), a few 1e-6 short.
+AGREE = dict(rtol=1e-4, atol=1e-7) if SKLEARN_VERSION >= (1, 4) else dict(rtol=1e-3, atol=1e-4)
 
 
 def blobs(n=240, d=5, q=3, seed=0, dtype=np.float64, spread=1.0):
@@ -61,7 +67,20 @@ def objective(X, y, W, b, sw, C):
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    try:
+        check(estimator)
+    except unittest.SkipTest:
+        raise
+    except Exception as e:
+        # Some releases' checks fail on their own with newer NumPy or joblib
+        # (1.3's read-only memmap of a pickled estimator does): a check that
+        # LogisticRegression fails alike says nothing about this estimator.
+        try:
+            check(LogisticRegression())
+        except type(e) as same:
+            if str(same) == str(e):
+                pytest.xfail(f"LogisticRegression fails this check alike here: {e!r}")
+        raise
 
 
 # ------------------------------------------ the same optimum as sklearn's --
@@ -83,10 +102,12 @@ def test_lbfgs_reaches_logistic_regressions_optimum(C, fit_intercept, weighted, 
     ours = SoftmaxRegressionClassifier(C=C, **TIGHT, **kw).fit(X, y, sample_weight=sw)
     ref = reference(C, **kw).fit(X, y, sample_weight=sw)
     assert ours.coef_.shape == ref.coef_.shape == (3, 5)
-    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-4)
-    np.testing.assert_allclose(ours.decision_function(X), ref.decision_function(X), atol=1e-6)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, **AGREE)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, **AGREE)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), **AGREE)
+    np.testing.assert_allclose(
+        ours.decision_function(X), ref.decision_function(X), rtol=0, atol=10 * AGREE["atol"]
+    )
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
     if not fit_intercept:
         assert np.all(ours.intercept_ == 0)
@@ -98,9 +119,9 @@ def test_binary_problem_is_logistic_regression_at_twice_C():
     ref = reference(C=0.6).fit(X, y)
     assert ours.coef_.shape == ref.coef_.shape == (1, 5)
     assert ours.intercept_.shape == (1,)
-    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-4)
-    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-4)
-    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-4)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, **AGREE)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, **AGREE)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), **AGREE)
     d = ours.decision_function(X)
     assert d.shape == (len(y),)
     np.testing.assert_allclose(ours.predict_proba(X)[:, 1], 1 / (1 + np.exp(-d)), rtol=1e-12)
