@@ -2,6 +2,7 @@
 (check_estimator), the same optimum as LogisticRegression, sample and class
 weights, warm starts, partial_fit, threads, and the meta-estimators."""
 
+import doctest
 import pickle
 import subprocess
 import sys
@@ -457,6 +458,13 @@ def test_dataframe_feature_names():
     np.testing.assert_array_equal(clf.predict_proba(df), plain.predict_proba(X))
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(df[df.columns[::-1]])
+
+
+def test_docstring_examples_run():
+    import csoftmax.sklearn
+
+    result = doctest.testmod(csoftmax.sklearn, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_importing_csoftmax_does_not_import_sklearn():
