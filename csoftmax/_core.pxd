@@ -46,6 +46,7 @@ cdef extern from "csoftmax.h" nogil:
     int csm_log_softmax(csm_dtype dtype, const csm_rows *x, const csm_rows *y)
     int csm_logsumexp(csm_dtype dtype, const csm_rows *x, const csm_rows *y)
     int csm_exp(csm_dtype dtype, const void *x, void *y, Py_ssize_t n)
+    int csm_log(csm_dtype dtype, const void *x, void *y, Py_ssize_t n)
     int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *args, double *loss)
     Py_ssize_t csm_first_bad_label(const int64_t *labels, Py_ssize_t n, Py_ssize_t q,
                                    int64_t ignore_index)

@@ -261,6 +261,18 @@ def exp(cnp.ndarray x):
     return y
 
 
+def log(cnp.ndarray x):
+    """log of a contiguous float array with the kernels' vectorised log (for tests)."""
+    cdef csm_dtype dtype = dtype_of(x, "x")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        raise ValueError("x: expected a contiguous array")
+    cdef cnp.ndarray y = np.empty_like(x, order="C")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    with nogil:
+        csm_log(dtype, cnp.PyArray_DATA(x), cnp.PyArray_DATA(y), n)
+    return y
+
+
 cdef void *capsule_pointer(object capsule):
     return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
 

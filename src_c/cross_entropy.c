@@ -49,6 +49,7 @@ typedef struct {
     const csm_ce_args *a;
     const csm_row_kernels *kernels;
     csm_ce_row proto;
+    csm_ce_block block;
     int logits_unit, grad_unit, probs_unit;
 } ce_plan;
 
@@ -57,6 +58,40 @@ static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t beg
     const csm_ce_args *a = pl->a;
     const size_t es = pl->es;
     const ptrdiff_t q = a->q;
+    if (a->labels) {
+        double lanes[CSM_MAX_LANES] = {0};
+        const ptrdiff_t ses = (ptrdiff_t)es;
+        char *loss_rows = a->loss_rows;
+        if (pl->logits_unit && pl->grad_unit) {
+            /* Contiguous rows: the kernel takes the whole run. */
+            pl->kernels->ce_labels(
+                (const char *)a->logits + begin * a->logits_s0 * ses, a->logits_s0,
+                a->grad ? (char *)a->grad + begin * a->grad_s0 * ses : NULL, a->grad_s0,
+                a->labels + begin, loss_rows ? loss_rows + begin * a->loss_rows_s0 * ses : NULL,
+                a->loss_rows_s0, end - begin, q, &pl->block, lanes);
+        } else {
+            /* Strided rows go through buf_o in groups of CSM_MAX_LANES (the
+             * gradient computed over them in place), so that they meet the
+             * very arithmetic and order of sums of contiguous ones. */
+            for (ptrdiff_t i = begin; i < end; i += CSM_MAX_LANES) {
+                const ptrdiff_t n = end - i < CSM_MAX_LANES ? end - i : CSM_MAX_LANES;
+                for (ptrdiff_t r = 0; r < n; r++)
+                    csm_gather((const char *)a->logits + (i + r) * a->logits_s0 * ses,
+                               a->logits_s1, buf_o + (size_t)(r * q) * es, q, es);
+                pl->kernels->ce_labels(
+                    buf_o, q, a->grad ? buf_o : NULL, q, a->labels + i,
+                    loss_rows ? loss_rows + i * a->loss_rows_s0 * ses : NULL, a->loss_rows_s0, n,
+                    q, &pl->block, lanes);
+                for (ptrdiff_t r = 0; a->grad && r < n; r++)
+                    csm_scatter(buf_o + (size_t)(r * q) * es,
+                                (char *)a->grad + (i + r) * a->grad_s0 * ses, a->grad_s1, q, es);
+            }
+        }
+        double sum = 0;
+        for (int k = 0; k < CSM_MAX_LANES; k++)
+            sum += lanes[k];
+        return sum;
+    }
     double sum = 0;
     for (ptrdiff_t i = begin; i < end; i++) {
         const char *o = (const char *)a->logits + i * a->logits_s0 * (ptrdiff_t)es;
@@ -113,6 +148,16 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
     pl.proto.weight = a->weight;
     pl.proto.smoothing = a->label_smoothing;
     pl.proto.grad_scale = 1.0 / denom; /* inf when nothing counts: nan, as in PyTorch */
+    pl.block.ignore_index = a->ignore_index;
+    pl.block.weight = a->weight;
+    pl.block.smoothing = a->label_smoothing;
+    pl.block.grad_scale = pl.proto.grad_scale;
+    pl.block.weight_sum = (double)q;
+    if (a->weight) {
+        pl.block.weight_sum = 0;
+        for (ptrdiff_t k = 0; k < q; k++)
+            pl.block.weight_sum += read_real(a->weight, k, dtype);
+    }
     pl.logits_unit = csm_unit_stride(a->logits_s1, q);
     pl.grad_unit = !a->grad || csm_unit_stride(a->grad_s1, q);
     pl.probs_unit = !a->probs || csm_unit_stride(a->probs_s1, q);
@@ -125,7 +170,9 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
     int nt = csm_threads_for(n, q);
     if (nt > n_chunks)
         nt = n_chunks > 0 ? (int)n_chunks : 1;
-    const size_t per_thread = 2 * (size_t)q * es;
+    /* buf_o: CSM_MAX_LANES rows with class labels, one row with
+     * probabilities; buf_p: one row. */
+    const size_t per_thread = (a->labels ? CSM_MAX_LANES + 1 : 2) * (size_t)q * es;
     char *scratch = NULL;
     if (!pl.logits_unit || !pl.grad_unit || !pl.probs_unit) {
         scratch = malloc((size_t)nt * per_thread + 1);
@@ -141,7 +188,8 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
         csm_share(n_chunks, t, CSM_TEAM_SIZE(), &first, &last);
         for (ptrdiff_t c = first; c < last; c++) {
             const ptrdiff_t end = (c + 1) * chunk_rows < n ? (c + 1) * chunk_rows : n;
-            partial[c] = ce_rows(&pl, buf, buf ? buf + (size_t)q * es : NULL, c * chunk_rows, end);
+            partial[c] = ce_rows(&pl, buf, buf ? buf + per_thread - (size_t)q * es : NULL,
+                                 c * chunk_rows, end);
         }
     }
     free(scratch);

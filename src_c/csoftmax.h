@@ -65,6 +65,10 @@ int csm_logsumexp(csm_dtype dtype, const csm_rows *x, const csm_rows *y);
  * kernels use (within 2 ulp; exact 0, +inf and nan handling).  y may be x. */
 int csm_exp(csm_dtype dtype, const void *x, void *y, ptrdiff_t n);
 
+/* y[i] = log(x[i]) likewise, with the kernels' vectorised log (within 1 ulp;
+ * log(+-0) = -inf, log(+inf) = +inf, nan for x < 0 and nan).  y may be x. */
+int csm_log(csm_dtype dtype, const void *x, void *y, ptrdiff_t n);
+
 /* ------------------------------------------------------- cross-entropy -- */
 
 typedef enum csm_reduction {

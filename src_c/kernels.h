@@ -17,6 +17,19 @@ typedef struct csm_ce_row {
     double grad_scale;      /* 1 / denominator of the reduction */
 } csm_ce_row;
 
+/* The most lanes of any instruction set's vectors (float32 in AVX-512). */
+#define CSM_MAX_LANES 16
+
+/* Cross-entropy with class labels over a run of rows: what stays the same
+ * from row to row. */
+typedef struct csm_ce_block {
+    int64_t ignore_index;
+    const void *weight;     /* q class weights, or NULL */
+    double smoothing;       /* label smoothing e */
+    double grad_scale;      /* 1 / denominator of the reduction */
+    double weight_sum;      /* sum of the class weights (q without weights) */
+} csm_ce_block;
+
 /* The row kernels take `rows` contiguous rows of q elements, row r at
  * x + r*ldx (elements); logsumexp writes one value per row, at y + r*ldy. */
 typedef void (*csm_rows_fn)(const void *x, ptrdiff_t ldx, void *y, ptrdiff_t ldy, ptrdiff_t rows,
@@ -29,7 +42,19 @@ typedef struct csm_row_kernels {
     /* Returns the row's loss (unreduced); writes the gradient when g != NULL.
      * g may be o. */
     double (*cross_entropy)(const void *o, void *g, ptrdiff_t q, const csm_ce_row *p);
+    /* `rows` rows with class labels: logits at o + r*ldo, gradient (when g
+     * != NULL; g may be o) at g + r*ldg, row losses (when loss_rows != NULL)
+     * at loss_rows + r*lds.  Row r's loss is added to lane_sums[r % lanes],
+     * `lanes` being the instruction set's vector width (a divisor of
+     * CSM_MAX_LANES): the caller adds the CSM_MAX_LANES sums in order, so the
+     * total depends only on the rows, not on how they were split into calls
+     * (of multiples of CSM_MAX_LANES rows).  Labels are valid or
+     * ignore_index. */
+    void (*ce_labels)(const void *o, ptrdiff_t ldo, void *g, ptrdiff_t ldg, const int64_t *labels,
+                      void *loss_rows, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t q,
+                      const csm_ce_block *p, double *lane_sums);
     void (*exp)(const void *x, void *y, ptrdiff_t n);
+    void (*log)(const void *x, void *y, ptrdiff_t n);
 } csm_row_kernels;
 
 /* The kernels of the instruction set in use, for one dtype. */

@@ -12,7 +12,7 @@
  * result is the same wherever it lies in memory.
  */
 #include "kernels.h"
-#include "vexp.h"
+#include "vlog.h"
 
 #define SUM_BLOCK 512 /* a multiple of every W */
 
@@ -105,69 +105,167 @@ static double logsumexp_row(const REAL *x, ptrdiff_t q) {
 }
 
 /*
- * Rows no longer than one vector (q <= W, such as the 10 classes of
- * Fashion-MNIST) live in one register from load to store: the max and the
- * sum are shuffle trees, and consecutive rows are independent, so the CPU
- * overlaps them.  The padding lanes hold -inf, whose exp is 0.
+ * Short rows (q <= TILE_Q, such as the 10 classes of Fashion-MNIST) are
+ * worked on W at a time, one row per lane: a tile of W rows is loaded row by
+ * row and transposed in registers into q column vectors, so the max, the
+ * exponentials, the sum and the log are plain lane-wise operations with no
+ * horizontal reduction, and the transpose back gives the output rows.  A
+ * lane's result depends only on its own row, so a row gives the same bits in
+ * a full tile, in the short tile at the end of a thread's share, or alone.
+ *
+ * The loads read whole vectors past a row's end (into the next row, or the
+ * gap of a strided view) when that stays inside the rows the call was given;
+ * the lanes read there become columns >= q, which are never used.  Stores
+ * are masked to the row.
  */
-static inline VR short_row(const REAL *x, ptrdiff_t q, VR *m) {
-    const VR v = vload_part(x, q, -INFINITY);
-    *m = vmax_all(v);
-    return v;
+#if defined(CSM_ISA_avx512) || defined(CSM_ISA_avx2)
+#define TILE_GROUPS 2
+#else
+#define TILE_GROUPS (32 / VBYTES)
+#endif
+#define TILE_Q (TILE_GROUPS * W)
+
+/* Columns [0, q) of rows [0, rows) (rows <= W) of x: c[j] lane r = x[r*ldx + j].
+ * Lanes past `rows` hold 0.  `whole`: every row may be read in whole vectors. */
+static inline void tile_load(const REAL *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t q, int whole,
+                             VR *c) {
+    for (ptrdiff_t g = 0; g * W < q; g++) {
+        const ptrdiff_t k = min_len(W, q - g * W);
+        VR v[W];
+        for (ptrdiff_t r = 0; r < W; r++) {
+            const REAL *p = x + r * ldx + g * W;
+            v[r] = r >= rows ? vset(0) : whole ? vload(p) : vload_part(p, k, 0);
+        }
+        vtranspose(v);
+        for (ptrdiff_t j = 0; j < k; j++)
+            c[g * W + j] = v[j];
+    }
+}
+
+static inline void tile_store(REAL *y, ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t q, const VR *c) {
+    for (ptrdiff_t g = 0; g * W < q; g++) {
+        const ptrdiff_t k = min_len(W, q - g * W);
+        VR v[W];
+        for (ptrdiff_t j = 0; j < W; j++)
+            v[j] = j < k ? c[g * W + j] : vset(0);
+        vtranspose(v);
+        for (ptrdiff_t r = 0; r < rows; r++)
+            vstore_part(y + r * ldy + g * W, v[r], k);
+    }
+}
+
+/* Can tile t (rows [t, t + W) of `rows`) load whole vectors of every row?
+ * The reads must end within the last row of the call. */
+static inline int tile_whole(ptrdiff_t t, ptrdiff_t rows, ptrdiff_t ldx, ptrdiff_t q) {
+    const ptrdiff_t last = min_len(t + W, rows) - 1;
+    const ptrdiff_t span = ((q + W - 1) / W) * W;
+    return ldx >= 0 && last * ldx + span <= (rows - 1) * ldx + q;
+}
+
+/* The lane-wise max of the columns (a row of -inf or no columns: -inf). */
+static inline VR tile_max(const VR *c, ptrdiff_t q) {
+    VR m = vset(-INFINITY);
+    for (ptrdiff_t j = 0; j < q; j++)
+        m = vmax(m, c[j]);
+    return m;
+}
+
+static void softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
+                          ptrdiff_t q) {
+    for (ptrdiff_t t = 0; t < rows; t += W) {
+        const ptrdiff_t n = min_len(W, rows - t);
+        VR c[TILE_Q];
+        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
+        /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
+        const VR m = tile_max(c, q);
+        VR s = vset(0);
+        for (ptrdiff_t j = 0; j < q; j++) {
+            c[j] = vexp(c[j] - m);
+            s += c[j];
+        }
+        const VR inv = 1 / s;
+        for (ptrdiff_t j = 0; j < q; j++)
+            c[j] *= inv;
+        tile_store(y + t * ldy, ldy, n, q, c);
+    }
+}
+
+static void log_softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy,
+                              ptrdiff_t rows, ptrdiff_t q) {
+    for (ptrdiff_t t = 0; t < rows; t += W) {
+        const ptrdiff_t n = min_len(W, rows - t);
+        VR c[TILE_Q];
+        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
+        const VR m = tile_max(c, q);
+        VR s = vset(0);
+        for (ptrdiff_t j = 0; j < q; j++) {
+            c[j] -= m;
+            s += vexp(c[j]);
+        }
+        /* (x - m) - log s, not x - (m + log s): x - m is exact near the max. */
+        const VR log_s = vlog(s);
+        for (ptrdiff_t j = 0; j < q; j++)
+            c[j] -= log_s;
+        tile_store(y + t * ldy, ldy, n, q, c);
+    }
+}
+
+static void logsumexp_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy,
+                            ptrdiff_t rows, ptrdiff_t q) {
+    for (ptrdiff_t t = 0; t < rows; t += W) {
+        const ptrdiff_t n = min_len(W, rows - t);
+        VR c[TILE_Q];
+        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
+        const VR m = tile_max(c, q);
+        /* An infinite max is not subtracted: a row of -inf then sums to 0
+         * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
+        const VR shift = vselect(m - m == 0, m, vset(0));
+        VR s = vset(0);
+        for (ptrdiff_t j = 0; j < q; j++)
+            s += vexp(c[j] - shift);
+        const VR lse = shift + vlog(s);
+        if (ldy == 1)
+            vstore_part(y + t, lse, n);
+        else
+            for (ptrdiff_t r = 0; r < n; r++)
+                y[(t + r) * ldy] = lse[r];
+    }
 }
 
 static void softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy, ptrdiff_t rows,
                          ptrdiff_t q) {
     const REAL *x = xv;
     REAL *y = yv;
-    if (q > W) {
-        for (ptrdiff_t r = 0; r < rows; r++)
-            softmax_row(x + r * ldx, y + r * ldy, q);
+    if (q <= TILE_Q) {
+        softmax_tiles(x, ldx, y, ldy, rows, q);
         return;
     }
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        VR m;
-        const VR v = short_row(x + r * ldx, q, &m);
-        /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
-        const VR e = vkeep_first(vexp(v - m), q);
-        vstore_part(y + r * ldy, e / vsum_all(e), q);
-    }
+    for (ptrdiff_t r = 0; r < rows; r++)
+        softmax_row(x + r * ldx, y + r * ldy, q);
 }
 
 static void log_softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy,
                              ptrdiff_t rows, ptrdiff_t q) {
     const REAL *x = xv;
     REAL *y = yv;
-    if (q > W) {
-        for (ptrdiff_t r = 0; r < rows; r++)
-            log_softmax_row(x + r * ldx, y + r * ldy, q);
+    if (q <= TILE_Q) {
+        log_softmax_tiles(x, ldx, y, ldy, rows, q);
         return;
     }
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        VR m;
-        const VR v = short_row(x + r * ldx, q, &m);
-        const VR d = v - m;
-        const REAL s = vsum_all(vkeep_first(vexp(d), q))[0];
-        vstore_part(y + r * ldy, d - (REAL)log((double)s), q);
-    }
+    for (ptrdiff_t r = 0; r < rows; r++)
+        log_softmax_row(x + r * ldx, y + r * ldy, q);
 }
 
 static void logsumexp_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy,
                            ptrdiff_t rows, ptrdiff_t q) {
     const REAL *x = xv;
     REAL *y = yv;
-    if (q > W) {
-        for (ptrdiff_t r = 0; r < rows; r++)
-            y[r * ldy] = (REAL)logsumexp_row(x + r * ldx, q);
+    if (q <= TILE_Q) {
+        logsumexp_tiles(x, ldx, y, ldy, rows, q);
         return;
     }
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        VR m;
-        const VR v = short_row(x + r * ldx, q, &m);
-        const REAL shift = isfinite(m[0]) ? m[0] : 0;
-        const REAL s = vsum_all(vexp(v - shift))[0];
-        y[r * ldy] = (REAL)((double)shift + log((double)s));
-    }
+    for (ptrdiff_t r = 0; r < rows; r++)
+        y[r * ldy] = (REAL)logsumexp_row(x + r * ldx, q);
 }
 
 /*
@@ -339,6 +437,119 @@ static double ce_row(const void *ov, void *gv, ptrdiff_t q, const csm_ce_row *p)
     return loss;
 }
 
+/* The row losses of a tile are formed and summed in double, as ce_row's:
+ * a row loss beyond float32's range still averages into a finite mean. */
+#if defined(CSM_TYPE_f64)
+typedef VR VD;
+typedef VI VDI;
+#define TO_VD(v) (v)
+#define TO_VDI(v) (v)
+#else
+typedef double VD __attribute__((vector_size(LANES * sizeof(double))));
+typedef int64_t VDI __attribute__((vector_size(LANES * sizeof(int64_t))));
+#define TO_VD(v) __builtin_convertvector(v, VD)
+#define TO_VDI(v) __builtin_convertvector(v, VDI)
+#endif
+
+/*
+ * Cross-entropy with class labels, a tile of W rows at a time (q <= TILE_Q):
+ * the same formulas as ce_row, lane-wise.  The label's column is picked by
+ * comparing each column index with the lanes' labels; ignored rows (and the
+ * lanes past the rows) carry label -1 and give loss 0 and gradient 0.
+ */
+static void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const int64_t *labels,
+                    ptrdiff_t rows, ptrdiff_t q, int whole, const csm_ce_block *p, VD *row_loss) {
+    const REAL *w = p->weight;
+    const double e = p->smoothing;
+    VR d[TILE_Q], ex[TILE_Q];
+    tile_load(o, ldo, rows, q, whole, d);
+    IREAL lab_lanes[W];
+    for (ptrdiff_t r = 0; r < W; r++)
+        lab_lanes[r] = r < rows && labels[r] != p->ignore_index ? (IREAL)labels[r] : -1;
+    VI lab;
+    memcpy(&lab, lab_lanes, sizeof lab);
+
+    const VR m = tile_max(d, q);
+    VR s = vset(0), oy = vset(0), wy = vset(1);
+    for (ptrdiff_t j = 0; j < q; j++) {
+        const VI is_y = lab == (IREAL)j;
+        oy = vselect(is_y, d[j], oy);
+        if (w)
+            wy = vselect(is_y, vset(w[j]), wy);
+        d[j] -= m;
+        ex[j] = vexp(d[j]);
+        s += ex[j];
+    }
+    const VR log_s = vlog(s);
+    const VD wyd = TO_VD(wy);
+    /* -w_y log p_y with log p_y = (o_y - m) - log s, in double. */
+    VD loss = -(wyd * ((TO_VD(oy) - TO_VD(m)) - TO_VD(log_s)));
+    VR C = wy;
+    if (e > 0) {
+        /* -sum_k w_k log p_k, each product formed before the sum (PyTorch's
+         * order: an infinite log p_k meets its own weight). */
+        VR smooth = vset(0);
+        for (ptrdiff_t j = 0; j < q; j++)
+            smooth -= (w ? w[j] : 1) * (d[j] - log_s);
+        loss = (1 - e) * loss + (e / q) * TO_VD(smooth);
+        C = (REAL)(1 - e) * wy + (REAL)(e / q * p->weight_sum);
+    }
+    const VI ignored = lab < 0;
+    if (g) {
+        const REAL scale = (REAL)p->grad_scale;
+        const VR A = scale * C / s;
+        const VR target = scale * (REAL)(1 - e) * wy;
+        const REAL sb = (REAL)(p->grad_scale * e / q);
+        for (ptrdiff_t j = 0; j < q; j++) {
+            VR gj = ex[j] * A - vselect(lab == (IREAL)j, target, vset(0));
+            if (e > 0)
+                gj -= sb * (w ? w[j] : 1);
+            d[j] = vselect(ignored, vset(0), gj);
+        }
+        tile_store(g, ldg, rows, q, d);
+    }
+    const VDI ignored_d = TO_VDI(ignored);
+    *row_loss = (VD)(~ignored_d & (VDI)loss);
+}
+
+static void ce_labels(const void *ov, ptrdiff_t ldo, void *gv, ptrdiff_t ldg,
+                      const int64_t *labels, void *loss_rows, ptrdiff_t lds, ptrdiff_t rows,
+                      ptrdiff_t q, const csm_ce_block *p, double *lane_sums) {
+    const REAL *o = ov;
+    REAL *g = gv;
+    REAL *lr = loss_rows;
+    if (q > TILE_Q || q == 0) {
+        csm_ce_row row = {-1, NULL, p->weight, p->smoothing, p->grad_scale};
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            double loss = 0;
+            if (q > 0 && labels[r] != p->ignore_index) {
+                row.label = labels[r];
+                loss = ce_row(o + r * ldo, g ? g + r * ldg : NULL, q, &row);
+            } else if (g)
+                memset(g + r * ldg, 0, (size_t)q * sizeof(REAL));
+            if (lr)
+                lr[r * lds] = (REAL)loss;
+            lane_sums[r % W] += loss;
+        }
+        return;
+    }
+    VD acc;
+    for (ptrdiff_t i = 0; i < W; i++)
+        acc[i] = lane_sums[i];
+    for (ptrdiff_t t = 0; t < rows; t += W) {
+        const ptrdiff_t n = min_len(W, rows - t);
+        VD loss;
+        ce_tile(o + t * ldo, ldo, g ? g + t * ldg : NULL, ldg, labels + t, n, q,
+                tile_whole(t, rows, ldo, q), p, &loss);
+        if (lr)
+            for (ptrdiff_t r = 0; r < n; r++)
+                lr[(t + r) * lds] = (REAL)loss[r];
+        acc += loss;
+    }
+    for (ptrdiff_t i = 0; i < W; i++)
+        lane_sums[i] = acc[i];
+}
+
 static void exp_array(const void *xv, void *yv, ptrdiff_t n) {
     const REAL *x = xv;
     REAL *y = yv;
@@ -349,6 +560,16 @@ static void exp_array(const void *xv, void *yv, ptrdiff_t n) {
         vstore_part(y + k, vexp(vload_part(x + k, n - k, 0)), n - k);
 }
 
+static void log_array(const void *xv, void *yv, ptrdiff_t n) {
+    const REAL *x = xv;
+    REAL *y = yv;
+    ptrdiff_t k = 0;
+    for (; k + W <= n; k += W)
+        vstore(y + k, vlog(vload(x + k)));
+    if (k < n)
+        vstore_part(y + k, vlog(vload_part(x + k, n - k, 1)), n - k);
+}
+
 const csm_row_kernels CSM_CAT3(csm_rows, CSM_ISA, CSM_TYPE) = {
-    softmax_rows, log_softmax_rows, logsumexp_rows, ce_row, exp_array,
+    softmax_rows, log_softmax_rows, logsumexp_rows, ce_row, ce_labels, exp_array, log_array,
 };

@@ -188,6 +188,110 @@ static inline VR vsum_all(VR v) {
 #endif
 }
 
+/* Is any lane of x below lo or above hi?  (A nan lane is neither.) */
+static inline int vany_outside(VR x, REAL lo, REAL hi) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (_mm512_cmp_pd_mask((__m512d)x, _mm512_set1_pd(lo), _CMP_LT_OQ) |
+            _mm512_cmp_pd_mask((__m512d)x, _mm512_set1_pd(hi), _CMP_GT_OQ)) != 0;
+#elif defined(CSM_ISA_avx512)
+    return (_mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(lo), _CMP_LT_OQ) |
+            _mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(hi), _CMP_GT_OQ)) != 0;
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return _mm256_movemask_pd((__m256d)((x < lo) | (x > hi))) != 0;
+#elif defined(CSM_ISA_avx2)
+    return _mm256_movemask_ps((__m256)((x < lo) | (x > hi))) != 0;
+#else
+    VI out = (x < lo) | (x > hi);
+    IREAL any = 0;
+    for (ptrdiff_t i = 0; i < W; i++)
+        any |= out[i];
+    return any != 0;
+#endif
+}
+
+static inline int vany(VI mask) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return _mm512_test_epi64_mask((__m512i)mask, (__m512i)mask) != 0;
+#elif defined(CSM_ISA_avx512)
+    return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) != 0;
+#elif defined(CSM_ISA_avx2)
+    return !_mm256_testz_si256((__m256i)mask, (__m256i)mask);
+#else
+    IREAL any = 0;
+    for (ptrdiff_t i = 0; i < W; i++)
+        any |= mask[i];
+    return any != 0;
+#endif
+}
+
+/*
+ * W x W transpose in place: row i of v becomes column i.  log2(W) rounds of
+ * two-source shuffles; round d swaps the d-sized off-diagonal blocks, so the
+ * result comes out in natural order.  Unused outputs (columns past a short
+ * row) are dead code the compiler drops.
+ */
+#ifdef SHUF
+#define SHUF2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define TR_ROUND(d, LO, HI)                                                              \
+    for (ptrdiff_t i_ = 0; i_ < W; i_++)                                                 \
+        if (!(i_ & (d))) {                                                               \
+            const VR a_ = v[i_], b_ = v[i_ + (d)];                                       \
+            v[i_] = SHUF2(a_, b_, LO);                                                   \
+            v[i_ + (d)] = SHUF2(a_, b_, HI);                                             \
+        }
+#if LANES == 16
+#define L16_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define H16_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define L16_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define H16_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define L16_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define H16_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define L16_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define H16_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+static inline void vtranspose(VR *v) {
+    TR_ROUND(8, L16_8, H16_8)
+    TR_ROUND(4, L16_4, H16_4)
+    TR_ROUND(2, L16_2, H16_2)
+    TR_ROUND(1, L16_1, H16_1)
+}
+#elif LANES == 8
+#define L8_4 0, 1, 2, 3, 8, 9, 10, 11
+#define H8_4 4, 5, 6, 7, 12, 13, 14, 15
+#define L8_2 0, 1, 8, 9, 4, 5, 12, 13
+#define H8_2 2, 3, 10, 11, 6, 7, 14, 15
+#define L8_1 0, 8, 2, 10, 4, 12, 6, 14
+#define H8_1 1, 9, 3, 11, 5, 13, 7, 15
+static inline void vtranspose(VR *v) {
+    TR_ROUND(4, L8_4, H8_4)
+    TR_ROUND(2, L8_2, H8_2)
+    TR_ROUND(1, L8_1, H8_1)
+}
+#elif LANES == 4
+#define L4_2 0, 1, 4, 5
+#define H4_2 2, 3, 6, 7
+#define L4_1 0, 4, 2, 6
+#define H4_1 1, 5, 3, 7
+static inline void vtranspose(VR *v) {
+    TR_ROUND(2, L4_2, H4_2)
+    TR_ROUND(1, L4_1, H4_1)
+}
+#elif LANES == 2
+#define L2_1 0, 2
+#define H2_1 1, 3
+static inline void vtranspose(VR *v) {
+    TR_ROUND(1, L2_1, H2_1)
+}
+#endif
+#else
+static inline void vtranspose(VR *v) {
+    REAL m[W][W];
+    for (ptrdiff_t i = 0; i < W; i++)
+        for (ptrdiff_t j = 0; j < W; j++)
+            m[j][i] = v[i][j];
+    memcpy(v, m, sizeof m);
+}
+#endif
+
 static inline double vsum(VR v) {
     return (double)vsum_all(v)[0];
 }

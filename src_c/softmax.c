@@ -102,3 +102,8 @@ int csm_exp(csm_dtype dtype, const void *x, void *y, ptrdiff_t n) {
     csm_kernels(dtype)->exp(x, y, n);
     return CSM_OK;
 }
+
+int csm_log(csm_dtype dtype, const void *x, void *y, ptrdiff_t n) {
+    csm_kernels(dtype)->log(x, y, n);
+    return CSM_OK;
+}
