@@ -189,7 +189,9 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *args, double *loss_sum,
 
 /* ----------------------------------------------------- threads, config -- */
 
-/* Threads the kernels may use (default: OpenMP's maximum).  n < 1 means 1. */
+/* Threads the kernels may use: the count set (default: OpenMP's maximum),
+ * never above the calling thread's OpenMP limit (omp_set_num_threads, e.g.
+ * through threadpoolctl), which csm_set_num_threads also sets.  n < 1 means 1. */
 int csm_get_num_threads(void);
 void csm_set_num_threads(int n);
 

@@ -21,17 +21,27 @@ int csm_openmp_enabled(void) {
 #endif
 }
 
+/* The count set here, lowered by the calling thread's OpenMP limit: that is
+ * what threadpoolctl.threadpool_limits(user_api="openmp") sets, so tools
+ * that tame every library's threads tame these too. */
 int csm_get_num_threads(void) {
 #ifdef _OPENMP
     int n = __atomic_load_n(&requested_threads, __ATOMIC_RELAXED);
-    return n > 0 ? n : omp_get_max_threads();
+    int limit = omp_get_max_threads();
+    return n > 0 && n < limit ? n : limit;
 #else
     return 1;
 #endif
 }
 
+/* Also raises (or lowers) the calling thread's OpenMP limit, so that n above
+ * the default (the core count) is not capped on this thread. */
 void csm_set_num_threads(int n) {
-    __atomic_store_n(&requested_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED);
+    n = n < 1 ? 1 : n;
+    __atomic_store_n(&requested_threads, n, __ATOMIC_RELAXED);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
 }
 
 int csm_threads_for(ptrdiff_t rows, ptrdiff_t q) {

@@ -80,3 +80,29 @@ def test_public_names():
         "show_config",
     ):
         assert callable(getattr(cs, name))
+
+
+def test_threadpoolctl_sees_and_limits_the_kernels_openmp():
+    """threadpool_info() lists the OpenMP runtime the core runs on, and
+    threadpool_limits(user_api="openmp") caps the kernels' threads."""
+    import os
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with open("/proc/self/maps") as maps:  # the OpenMP runtime the core loaded
+        gomp = {line.split()[-1] for line in maps if "libgomp" in line}
+    core = os.path.realpath(_core.__file__)
+    assert gomp, f"{core} runs without libgomp?"
+    openmp = [i for i in threadpool_info() if i["user_api"] == "openmp"]
+    assert any(os.path.realpath(i["filepath"]) in {os.path.realpath(g) for g in gomp}
+               for i in openmp), openmp
+
+    before = cs.get_num_threads()
+    cs.set_num_threads(3)
+    assert cs.get_num_threads() == 3
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert cs.get_num_threads() == 1
+        x = np.random.default_rng(0).normal(size=(4000, 100))
+        np.testing.assert_allclose(cs.softmax(x).sum(axis=1), 1)
+    assert cs.get_num_threads() == 3
+    cs.set_num_threads(before)
