@@ -122,8 +122,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         zeros and is deterministic).
     n_jobs : int or None, default=None
         Threads for csoftmax's kernels and BLAS during ``fit``,
-        ``partial_fit`` and prediction (-1: all CPUs); the previous thread
-        counts are restored afterwards.  None leaves them as they are
+        ``partial_fit`` and prediction (-1: every CPU this process may use,
+        -2: all but one, as in joblib); the previous thread counts are
+        restored afterwards.  None leaves them as they are
         (:func:`csoftmax.set_num_threads`).
 
     Attributes
