@@ -123,10 +123,99 @@ static inline VR vkeep_first(VR v, ptrdiff_t k) {
     return vselect(vlanes_below(k), v, vset(0));
 }
 
-/* A nan in a or b is not propagated; callers rely on nan reaching the sum. */
+/* a > b ? a : b lane by lane (the max instructions' own rule): a nan in a
+ * or b is not propagated; callers rely on nan reaching the sum. */
 static inline VR vmax(VR a, VR b) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_max_pd((__m512d)a, (__m512d)b);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_max_pd((__m256d)a, (__m256d)b);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_max_ps((__m256)a, (__m256)b);
+#else
     return vselect(a > b, a, b);
+#endif
 }
+
+/* a < b ? a : b lane by lane. */
+static inline VR vmin(VR a, VR b) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_min_pd((__m512d)a, (__m512d)b);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_min_ps((__m512)a, (__m512)b);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_min_pd((__m256d)a, (__m256d)b);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    return vselect(a < b, a, b);
+#endif
+}
+
+/*
+ * Lane masks for the hot loops: AVX-512's mask registers, where a compare
+ * and a blend are one instruction each (GCC does not turn the all-ones
+ * vectors of C's vector compares into them), and those vectors elsewhere.
+ * Compares are ordered: false where a lane is nan.
+ */
+#if defined(CSM_ISA_avx512)
+#if defined(CSM_TYPE_f64)
+typedef __mmask8 VM;
+#define CSM_CMP(a, b, op) _mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), op)
+static inline VM veqi(VI a, IREAL b) {
+    return _mm512_cmpeq_epi64_mask((__m512i)a, _mm512_set1_epi64(b));
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return (VR)_mm512_mask_blend_pd(m, (__m512d)b, (__m512d)a);
+}
+#else
+typedef __mmask16 VM;
+#define CSM_CMP(a, b, op) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), op)
+static inline VM veqi(VI a, IREAL b) {
+    return _mm512_cmpeq_epi32_mask((__m512i)a, _mm512_set1_epi32(b));
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return (VR)_mm512_mask_blend_ps(m, (__m512)b, (__m512)a);
+}
+#endif
+static inline VM vlt(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_LT_OQ);
+}
+static inline VM vgt(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_GT_OQ);
+}
+static inline VM veq(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_EQ_OQ);
+}
+static inline VM vge(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_GE_OQ);
+}
+static inline int vany_m(VM m) {
+    return m != 0;
+}
+#else
+typedef VI VM;
+static inline VM veqi(VI a, IREAL b) {
+    return a == b;
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return vselect(m, a, b);
+}
+static inline VM vlt(VR a, VR b) {
+    return a < b;
+}
+static inline VM vgt(VR a, VR b) {
+    return a > b;
+}
+static inline VM veq(VR a, VR b) {
+    return a == b;
+}
+static inline VM vge(VR a, VR b) {
+    return a >= b;
+}
+#endif
 
 /*
  * Horizontal max and sum.  Lanes are combined pairwise (lane i with lane
@@ -223,6 +312,48 @@ static inline int vany(VI mask) {
     return any != 0;
 #endif
 }
+
+/* W class labels as lanes of VI, -1 where a label equals `ignore` (the
+ * labels are valid class indices otherwise, so they fit). */
+static inline VI vload_labels(const int64_t *p, int64_t ignore) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    const __m512i l = _mm512_loadu_si512(p);
+    const __mmask8 ig = _mm512_cmpeq_epi64_mask(l, _mm512_set1_epi64(ignore));
+    return (VI)_mm512_mask_mov_epi64(l, ig, _mm512_set1_epi64(-1));
+#elif defined(CSM_ISA_avx512)
+    const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 8);
+    const __m512i ig = _mm512_set1_epi64(ignore);
+    const __mmask16 skip = (__mmask16)(_mm512_cmpeq_epi64_mask(a, ig) |
+                                       (_mm512_cmpeq_epi64_mask(b, ig) << 8));
+    const __m512i l = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
+                                         _mm512_cvtepi64_epi32(b), 1);
+    return (VI)_mm512_mask_mov_epi32(l, skip, _mm512_set1_epi32(-1));
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    const __m256i l = _mm256_loadu_si256((const __m256i *)p);
+    return (VI)_mm256_or_si256(l, _mm256_cmpeq_epi64(l, _mm256_set1_epi64x(ignore)));
+#elif defined(CSM_ISA_avx2)
+    const __m256i ig = _mm256_set1_epi64x(ignore);
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(p + 4));
+    a = _mm256_or_si256(a, _mm256_cmpeq_epi64(a, ig)); /* ignored: all ones */
+    b = _mm256_or_si256(b, _mm256_cmpeq_epi64(b, ig));
+    /* The low halves of the eight 64-bit lanes, in order. */
+    const __m256 lo = _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
+                                        _MM_SHUFFLE(2, 0, 2, 0));
+    return (VI)_mm256_permute4x64_epi64(_mm256_castps_si256(lo), _MM_SHUFFLE(3, 1, 2, 0));
+#else
+    VI l;
+    for (ptrdiff_t i = 0; i < W; i++)
+        l[i] = p[i] == ignore ? -1 : (IREAL)p[i];
+    return l;
+#endif
+}
+
+#if !defined(CSM_ISA_avx512)
+static inline int vany_m(VM m) {
+    return vany(m);
+}
+#endif
 
 /*
  * W x W transpose in place: row i of v becomes column i.  log2(W) rounds of
