@@ -150,11 +150,23 @@ INLINE void tile_load(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n, pt
             break;
         const ptrdiff_t k = min_len(W, q - g * W);
         VR v[W];
-        UNROLL for (ptrdiff_t r = 0; r < W; r++) {
-            const REAL *p = x + r * ldx + g * W;
-            v[r] = r < nwhole ? vload(p) : r < n ? vload_part(p, k, 0) : vset(0);
+#ifdef CSM_HALVES
+        if (nwhole == W) {
+            UNROLL for (ptrdiff_t r = 0; r < W / 2; r++) {
+                const REAL *a = x + r * ldx + g * W, *b = a + W / 2 * ldx;
+                v[r] = vload_halves(a, b);
+                v[r + W / 2] = vload_halves(a + W / 2, b + W / 2);
+            }
+            vtranspose_inner(v);
+        } else
+#endif
+        {
+            UNROLL for (ptrdiff_t r = 0; r < W; r++) {
+                const REAL *p = x + r * ldx + g * W;
+                v[r] = r < nwhole ? vload(p) : r < n ? vload_part(p, k, 0) : vset(0);
+            }
+            vtranspose(v);
         }
-        vtranspose(v);
         UNROLL for (ptrdiff_t j = 0; j < k; j++)
             c[g * W + j] = v[j];
     }
@@ -169,6 +181,20 @@ INLINE void tile_store(REAL *y, ptrdiff_t ldy, ptrdiff_t q, ptrdiff_t n, const V
         VR v[W];
         UNROLL for (ptrdiff_t j = 0; j < W; j++)
             v[j] = j < k ? c[g * W + j] : vset(0);
+#ifdef CSM_HALVES
+        if (n == W && ldy > 0) {
+            /* Vector i < W/2 holds rows i and i + W/2, columns [0, W/2) of
+             * the group; vector i + W/2 their columns [W/2, W). */
+            vtranspose_inner(v);
+            UNROLL for (ptrdiff_t i = 0; i < W / 2; i++) {
+                REAL *a = y + i * ldy + g * W, *b = a + W / 2 * ldy;
+                vstore_halves(a, b, v[i], min_len(k, W / 2));
+                if (k > W / 2)
+                    vstore_halves(a + W / 2, b + W / 2, v[i + W / 2], k - W / 2);
+            }
+            continue;
+        }
+#endif
         vtranspose(v);
         UNROLL for (ptrdiff_t r = 0; r < W; r++)
             if (r < n)
@@ -199,39 +225,60 @@ static inline ptrdiff_t tile_whole_rows(ptrdiff_t rows, ptrdiff_t ldx, ptrdiff_t
         }                                                                                \
     } while (0)
 
+/* Reductions over the columns as pairwise trees (a fixed order for each q):
+ * the chains stay short, so the steps of one tile overlap each other, not
+ * only the next tile, whose start is hundreds of instructions away. */
+#define TREE_REDUCE(op, v, q)                                                            \
+    do {                                                                                 \
+        UNROLL for (ptrdiff_t h_ = 1; h_ < TILE_Q; h_ *= 2) {                            \
+            if (h_ >= (q))                                                               \
+                break;                                                                   \
+            UNROLL for (ptrdiff_t i_ = 0; i_ + h_ < TILE_Q; i_ += 2 * h_)                \
+                if (i_ + h_ < (q))                                                       \
+                    (v)[i_] = op((v)[i_], (v)[i_ + h_]);                                 \
+        }                                                                                \
+    } while (0)
+
+static inline VR vadd2(VR a, VR b) {
+    return a + b;
+}
+
 /* The lane-wise max and min of the columns (no columns: -inf and +inf). */
 INLINE void tile_range(const VR *c, ptrdiff_t q, VR *max, VR *min) {
     if (q > TILE_Q)
         __builtin_unreachable();
-    VR m = vset(-INFINITY), n = vset(INFINITY);
-    UNROLL for (ptrdiff_t j = 0; j < q; j++) {
-        m = vmax(m, c[j]);
-        n = vmin(c[j], n);
+    if (q == 0) {
+        *max = vset(-INFINITY);
+        *min = vset(INFINITY);
+        return;
     }
-    *max = m;
-    *min = n;
+    VR a[TILE_Q], b[TILE_Q];
+    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        a[j] = b[j] = c[j];
+    TREE_REDUCE(vmax, a, q);
+    TREE_REDUCE(vmin, b, q);
+    *max = a[0];
+    *min = b[0];
 }
 
 /* e[j] = exp(d[j]) (e may be d, or NULL); returns their sum.  `slow`: some
  * lane may be outside the fast path's range. */
 INLINE VR tile_exp(const VR *d, VR *e, ptrdiff_t q, int slow) {
-    VR s = vset(0);
+    if (q == 0)
+        return vset(0);
+    VR t[TILE_Q];
     if (slow) {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++) {
-            const VR v = vexp_slow(d[j]);
-            if (e)
-                e[j] = v;
-            s += v;
-        }
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            t[j] = vexp_slow(d[j]);
     } else {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++) {
-            const VR v = vexp_fast(d[j]);
-            if (e)
-                e[j] = v;
-            s += v;
-        }
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            t[j] = vexp_fast(d[j]);
     }
-    return s;
+    if (e)
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            e[j] = t[j];
+    TREE_REDUCE(vadd2, t, q);
+    return t[0];
 }
 
 /* Is min - max below the fast range in some lane? */

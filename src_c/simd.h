@@ -379,11 +379,14 @@ static inline int vany_m(VM m) {
 #define H16_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
 #define L16_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
 #define H16_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-static inline void vtranspose(VR *v) {
-    TR_ROUND(8, L16_8, H16_8)
+static inline void vtranspose_inner(VR *v) {
     TR_ROUND(4, L16_4, H16_4)
     TR_ROUND(2, L16_2, H16_2)
     TR_ROUND(1, L16_1, H16_1)
+}
+static inline void vtranspose(VR *v) {
+    TR_ROUND(8, L16_8, H16_8)
+    vtranspose_inner(v);
 }
 #elif LANES == 8
 #define L8_4 0, 1, 2, 3, 8, 9, 10, 11
@@ -392,34 +395,77 @@ static inline void vtranspose(VR *v) {
 #define H8_2 2, 3, 10, 11, 6, 7, 14, 15
 #define L8_1 0, 8, 2, 10, 4, 12, 6, 14
 #define H8_1 1, 9, 3, 11, 5, 13, 7, 15
-static inline void vtranspose(VR *v) {
-    TR_ROUND(4, L8_4, H8_4)
+static inline void vtranspose_inner(VR *v) {
     TR_ROUND(2, L8_2, H8_2)
     TR_ROUND(1, L8_1, H8_1)
+}
+static inline void vtranspose(VR *v) {
+    TR_ROUND(4, L8_4, H8_4)
+    vtranspose_inner(v);
 }
 #elif LANES == 4
 #define L4_2 0, 1, 4, 5
 #define H4_2 2, 3, 6, 7
 #define L4_1 0, 4, 2, 6
 #define H4_1 1, 5, 3, 7
+static inline void vtranspose_inner(VR *v) {
+    TR_ROUND(1, L4_1, H4_1)
+}
 static inline void vtranspose(VR *v) {
     TR_ROUND(2, L4_2, H4_2)
-    TR_ROUND(1, L4_1, H4_1)
+    vtranspose_inner(v);
 }
 #elif LANES == 2
 #define L2_1 0, 2
 #define H2_1 1, 3
+static inline void vtranspose_inner(VR *v) {
+    (void)v;
+}
 static inline void vtranspose(VR *v) {
     TR_ROUND(1, L2_1, H2_1)
 }
 #endif
 #else
+#define CSM_NO_SHUFFLE 1
 static inline void vtranspose(VR *v) {
     REAL m[W][W];
     for (ptrdiff_t i = 0; i < W; i++)
         for (ptrdiff_t j = 0; j < W; j++)
             m[j][i] = v[i][j];
     memcpy(v, m, sizeof m);
+}
+#endif
+
+/*
+ * The outer round of a transpose (the one that swaps half-vectors) done by
+ * the loads and stores instead of shuffles, where the instruction set has
+ * half-vector inserts from memory and masked stores: it moves that work from
+ * the shuffle port to the load and store ports.
+ *   vload_halves(a, b) = [a[0 .. W/2), b[0 .. W/2)];
+ *   vstore_halves(a, b, v, k): lanes [0, k) of v's low half to a, of its high
+ *   half to b (k <= W/2).
+ */
+#if defined(CSM_ISA_avx512) && !defined(CSM_NO_SHUFFLE)
+#define CSM_HALVES 1
+static inline VR vload_halves(const REAL *a, const REAL *b) {
+#if defined(CSM_TYPE_f64)
+    return (VR)_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(a)), _mm256_loadu_pd(b),
+                                  1);
+#else
+    return (VR)_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b),
+                                  1);
+#endif
+}
+
+static inline void vstore_halves(REAL *a, REAL *b, VR v, ptrdiff_t k) {
+    const unsigned lo = (1u << k) - 1;
+#if defined(CSM_TYPE_f64)
+    _mm512_mask_storeu_pd(a, (__mmask8)lo, (__m512d)v);
+    _mm512_mask_storeu_pd(b - W / 2, (__mmask8)(lo << (W / 2)), (__m512d)v);
+#else
+    _mm512_mask_storeu_ps(a, (__mmask16)lo, (__m512)v);
+    _mm512_mask_storeu_ps(b - W / 2, (__mmask16)(lo << (W / 2)), (__m512)v);
+#endif
 }
 #endif
 
