@@ -17,10 +17,7 @@
 
 ptrdiff_t csm_first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q,
                               int64_t ignore_index) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        if (labels[i] != ignore_index && (labels[i] < 0 || labels[i] >= q))
-            return i;
-    return -1;
+    return csm_kernels(CSM_FLOAT64)->first_bad_label(labels, n, q, ignore_index);
 }
 
 static double read_real(const void *p, ptrdiff_t i, csm_dtype dtype) {
@@ -36,11 +33,7 @@ static double denominator(csm_dtype dtype, const csm_ce_args *a) {
         return 1;
     if (!a->labels)
         return (double)a->n;
-    double d = 0;
-    for (ptrdiff_t i = 0; i < a->n; i++)
-        if (a->labels[i] != a->ignore_index)
-            d += a->weight ? read_real(a->weight, a->labels[i], dtype) : 1.0;
-    return d;
+    return csm_kernels(dtype)->label_mass(a->labels, a->n, a->ignore_index, a->weight);
 }
 
 typedef struct {

@@ -53,6 +53,12 @@ typedef struct csm_row_kernels {
     void (*ce_labels)(const void *o, ptrdiff_t ldo, void *g, ptrdiff_t ldg, const int64_t *labels,
                       void *loss_rows, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t q,
                       const csm_ce_block *p, double *lane_sums);
+    /* The position of the first label outside [0, q) that is not ignore,
+     * or -1. */
+    ptrdiff_t (*first_bad_label)(const int64_t *labels, ptrdiff_t n, ptrdiff_t q, int64_t ignore);
+    /* The summed weight of the labels that are not ignore (their count
+     * without weights), added in a fixed order. */
+    double (*label_mass)(const int64_t *labels, ptrdiff_t n, int64_t ignore, const void *weight);
     void (*exp)(const void *x, void *y, ptrdiff_t n);
     void (*log)(const void *x, void *y, ptrdiff_t n);
 } csm_row_kernels;

@@ -11,6 +11,12 @@
  * of every sum depends only on q, never on the data's address, so a row's
  * result is the same wherever it lies in memory.
  */
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC cannot follow that the short-row tiles set every column that the
+ * loops after them read (j < q <= TILE_Q), and says so once per column of
+ * every unrolled loop, in the headers' inline functions too. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "kernels.h"
 #include "vlog.h"
 
@@ -113,123 +119,231 @@ static double logsumexp_row(const REAL *x, ptrdiff_t q) {
  * lane's result depends only on its own row, so a row gives the same bits in
  * a full tile, in the short tile at the end of a thread's share, or alone.
  *
- * The loads read whole vectors past a row's end (into the next row, or the
- * gap of a strided view) when that stays inside the rows the call was given;
- * the lanes read there become columns >= q, which are never used.  Stores
- * are masked to the row.
+ * Rows are loaded in whole vectors, reading past a row's end (into the next
+ * row, or the gap of a strided view) as long as that stays inside the rows
+ * the call was given; the lanes read there become columns >= q, never used.
+ * Only the last rows of a call take masked loads.  Stores are masked to the
+ * row.  Whether the exponentials may take their fast path (vexp.h) is
+ * decided once per tile, from the rows' min and max, so that the loops over
+ * the columns have no branch.  Full tiles (n = nwhole = W, constants at the
+ * call) compile without any test.
  */
 #if defined(CSM_ISA_avx512) || defined(CSM_ISA_avx2)
 #define TILE_GROUPS 2
 #else
-#define TILE_GROUPS (32 / VBYTES)
+#define TILE_GROUPS (64 / VBYTES)
 #endif
 #define TILE_Q (TILE_GROUPS * W)
+#define TILE_SPAN(q) (((q) + W - 1) / W * W) /* elements a whole-vector row read takes */
 
-/* Columns [0, q) of rows [0, rows) (rows <= W) of x: c[j] lane r = x[r*ldx + j].
- * Lanes past `rows` hold 0.  `whole`: every row may be read in whole vectors. */
-static inline void tile_load(const REAL *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t q, int whole,
-                             VR *c) {
-    for (ptrdiff_t g = 0; g * W < q; g++) {
+#define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 32")
+
+/* c[j] lane r = x[r*ldx + j] for j < q and rows r < n of a tile; rows below
+ * nwhole are read in whole vectors; lanes from n on hold 0. */
+INLINE void tile_load(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n, ptrdiff_t nwhole,
+                      VR *c) {
+    if (q > TILE_Q)
+        __builtin_unreachable();
+    UNROLL for (ptrdiff_t g = 0; g < TILE_GROUPS; g++) {
+        if (g * W >= q)
+            break;
         const ptrdiff_t k = min_len(W, q - g * W);
         VR v[W];
-        for (ptrdiff_t r = 0; r < W; r++) {
-            const REAL *p = x + r * ldx + g * W;
-            v[r] = r >= rows ? vset(0) : whole ? vload(p) : vload_part(p, k, 0);
+#ifdef CSM_HALVES
+        if (nwhole == W) {
+            UNROLL for (ptrdiff_t r = 0; r < W / 2; r++) {
+                const REAL *a = x + r * ldx + g * W, *b = a + W / 2 * ldx;
+                v[r] = vload_halves(a, b);
+                v[r + W / 2] = vload_halves(a + W / 2, b + W / 2);
+            }
+            vtranspose_inner(v);
+        } else
+#endif
+        {
+            UNROLL for (ptrdiff_t r = 0; r < W; r++) {
+                const REAL *p = x + r * ldx + g * W;
+                v[r] = r < nwhole ? vload(p) : r < n ? vload_part(p, k, 0) : vset(0);
+            }
+            vtranspose(v);
         }
-        vtranspose(v);
-        for (ptrdiff_t j = 0; j < k; j++)
+        UNROLL for (ptrdiff_t j = 0; j < k; j++)
             c[g * W + j] = v[j];
     }
 }
 
-static inline void tile_store(REAL *y, ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t q, const VR *c) {
-    for (ptrdiff_t g = 0; g * W < q; g++) {
+/* Rows r < n of the tile from its columns c[j], j < q. */
+INLINE void tile_store(REAL *y, ptrdiff_t ldy, ptrdiff_t q, ptrdiff_t n, const VR *c) {
+    UNROLL for (ptrdiff_t g = 0; g < TILE_GROUPS; g++) {
+        if (g * W >= q)
+            break;
         const ptrdiff_t k = min_len(W, q - g * W);
         VR v[W];
-        for (ptrdiff_t j = 0; j < W; j++)
+        UNROLL for (ptrdiff_t j = 0; j < W; j++)
             v[j] = j < k ? c[g * W + j] : vset(0);
+#ifdef CSM_HALVES
+        if (n == W && ldy > 0) {
+            /* Vector i < W/2 holds rows i and i + W/2, columns [0, W/2) of
+             * the group; vector i + W/2 their columns [W/2, W). */
+            vtranspose_inner(v);
+            UNROLL for (ptrdiff_t i = 0; i < W / 2; i++) {
+                REAL *a = y + i * ldy + g * W, *b = a + W / 2 * ldy;
+                vstore_halves(a, b, v[i], min_len(k, W / 2));
+                if (k > W / 2)
+                    vstore_halves(a + W / 2, b + W / 2, v[i + W / 2], k - W / 2);
+            }
+            continue;
+        }
+#endif
         vtranspose(v);
-        for (ptrdiff_t r = 0; r < rows; r++)
-            vstore_part(y + r * ldy + g * W, v[r], k);
+        UNROLL for (ptrdiff_t r = 0; r < W; r++)
+            if (r < n)
+                vstore_part(y + r * ldy + g * W, v[r], k);
     }
 }
 
-/* Can tile t (rows [t, t + W) of `rows`) load whole vectors of every row?
- * The reads must end within the last row of the call. */
-static inline int tile_whole(ptrdiff_t t, ptrdiff_t rows, ptrdiff_t ldx, ptrdiff_t q) {
-    const ptrdiff_t last = min_len(t + W, rows) - 1;
-    const ptrdiff_t span = ((q + W - 1) / W) * W;
-    return ldx >= 0 && last * ldx + span <= (rows - 1) * ldx + q;
+/* The first row of `rows` (stride ldx) from which whole-vector reads would
+ * run past the end of the last row. */
+static inline ptrdiff_t tile_whole_rows(ptrdiff_t rows, ptrdiff_t ldx, ptrdiff_t q) {
+    const ptrdiff_t room = (rows - 1) * ldx + q - TILE_SPAN(q); /* last start allowed */
+    if (ldx <= 0)
+        return room >= 0 ? 1 : 0; /* row 0 alone; also for one row */
+    return room < 0 ? 0 : min_len(rows, room / ldx + 1);
 }
 
-/* The lane-wise max of the columns (a row of -inf or no columns: -inf). */
-static inline VR tile_max(const VR *c, ptrdiff_t q) {
-    VR m = vset(-INFINITY);
-    for (ptrdiff_t j = 0; j < q; j++)
-        m = vmax(m, c[j]);
-    return m;
+/* Drive a tile kernel over `rows` rows: full tiles, then the edge. */
+#define FOR_TILES(rows, ldx, q, FULL, EDGE)                                              \
+    do {                                                                                 \
+        const ptrdiff_t whole_ = tile_whole_rows(rows, ldx, q);                          \
+        ptrdiff_t t = 0;                                                                 \
+        for (; t + W <= whole_; t += W)                                                  \
+            FULL;                                                                        \
+        for (; t < (rows); t += W) {                                                     \
+            const ptrdiff_t n = min_len(W, (rows) - t);                                  \
+            const ptrdiff_t nwhole = whole_ > t ? min_len(n, whole_ - t) : 0;            \
+            EDGE;                                                                        \
+        }                                                                                \
+    } while (0)
+
+/* Reductions over the columns as pairwise trees (a fixed order for each q):
+ * the chains stay short, so the steps of one tile overlap each other, not
+ * only the next tile, whose start is hundreds of instructions away. */
+#define TREE_REDUCE(op, v, q)                                                            \
+    do {                                                                                 \
+        UNROLL for (ptrdiff_t h_ = 1; h_ < TILE_Q; h_ *= 2) {                            \
+            if (h_ >= (q))                                                               \
+                break;                                                                   \
+            UNROLL for (ptrdiff_t i_ = 0; i_ + h_ < TILE_Q; i_ += 2 * h_)                \
+                if (i_ + h_ < (q))                                                       \
+                    (v)[i_] = op((v)[i_], (v)[i_ + h_]);                                 \
+        }                                                                                \
+    } while (0)
+
+static inline VR vadd2(VR a, VR b) {
+    return a + b;
 }
 
-static void softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
-                          ptrdiff_t q) {
-    for (ptrdiff_t t = 0; t < rows; t += W) {
-        const ptrdiff_t n = min_len(W, rows - t);
-        VR c[TILE_Q];
-        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
-        /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
-        const VR m = tile_max(c, q);
-        VR s = vset(0);
-        for (ptrdiff_t j = 0; j < q; j++) {
-            c[j] = vexp(c[j] - m);
-            s += c[j];
-        }
-        const VR inv = 1 / s;
-        for (ptrdiff_t j = 0; j < q; j++)
-            c[j] *= inv;
-        tile_store(y + t * ldy, ldy, n, q, c);
+/* The lane-wise max and min of the columns (no columns: -inf and +inf). */
+INLINE void tile_range(const VR *c, ptrdiff_t q, VR *max, VR *min) {
+    if (q > TILE_Q)
+        __builtin_unreachable();
+    if (q == 0) {
+        *max = vset(-INFINITY);
+        *min = vset(INFINITY);
+        return;
     }
+    VR a[TILE_Q], b[TILE_Q];
+    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        a[j] = b[j] = c[j];
+    TREE_REDUCE(vmax, a, q);
+    TREE_REDUCE(vmin, b, q);
+    *max = a[0];
+    *min = b[0];
 }
 
-static void log_softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy,
-                              ptrdiff_t rows, ptrdiff_t q) {
-    for (ptrdiff_t t = 0; t < rows; t += W) {
-        const ptrdiff_t n = min_len(W, rows - t);
-        VR c[TILE_Q];
-        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
-        const VR m = tile_max(c, q);
-        VR s = vset(0);
-        for (ptrdiff_t j = 0; j < q; j++) {
-            c[j] -= m;
-            s += vexp(c[j]);
-        }
+/* e[j] = exp(d[j]) (e may be d, or NULL); returns their sum.  `slow`: some
+ * lane may be outside the fast path's range. */
+INLINE VR tile_exp(const VR *d, VR *e, ptrdiff_t q, int slow) {
+    if (q == 0)
+        return vset(0);
+    VR t[TILE_Q];
+    if (slow) {
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            t[j] = vexp_slow(d[j]);
+    } else {
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            t[j] = vexp_fast(d[j]);
+    }
+    if (e)
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            e[j] = t[j];
+    TREE_REDUCE(vadd2, t, q);
+    return t[0];
+}
+
+/* Is min - max below the fast range in some lane? */
+INLINE int tile_slow(VR min, VR max) {
+    return vany_m(vlt(min - max, vset(EXP_FAST_LO)));
+}
+
+INLINE void softmax_tile(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t q,
+                         ptrdiff_t n, ptrdiff_t nwhole, int log_form) {
+    VR c[TILE_Q], m, lo;
+    tile_load(x, ldx, q, n, nwhole, c);
+    tile_range(c, q, &m, &lo);
+    /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
+    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        c[j] -= m;
+    if (log_form) {
         /* (x - m) - log s, not x - (m + log s): x - m is exact near the max. */
-        const VR log_s = vlog(s);
-        for (ptrdiff_t j = 0; j < q; j++)
+        const VR log_s = vlog(tile_exp(c, NULL, q, tile_slow(lo, m)));
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
             c[j] -= log_s;
-        tile_store(y + t * ldy, ldy, n, q, c);
+    } else {
+        const VR inv = 1 / tile_exp(c, c, q, tile_slow(lo, m));
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+            c[j] *= inv;
     }
+    tile_store(y, ldy, q, n, c);
 }
 
-static void logsumexp_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy,
-                            ptrdiff_t rows, ptrdiff_t q) {
-    for (ptrdiff_t t = 0; t < rows; t += W) {
-        const ptrdiff_t n = min_len(W, rows - t);
-        VR c[TILE_Q];
-        tile_load(x + t * ldx, ldx, n, q, tile_whole(t, rows, ldx, q), c);
-        const VR m = tile_max(c, q);
-        /* An infinite max is not subtracted: a row of -inf then sums to 0
-         * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
-        const VR shift = vselect(m - m == 0, m, vset(0));
-        VR s = vset(0);
-        for (ptrdiff_t j = 0; j < q; j++)
-            s += vexp(c[j] - shift);
-        const VR lse = shift + vlog(s);
+/* One value per row, in lane order. */
+INLINE VR logsumexp_tile(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n,
+                         ptrdiff_t nwhole) {
+    VR c[TILE_Q], m, lo;
+    tile_load(x, ldx, q, n, nwhole, c);
+    tile_range(c, q, &m, &lo);
+    /* An infinite max is not subtracted: a row of -inf then sums to 0
+     * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
+    const VR shift = vsel(veq(m - m, vset(0)), m, vset(0));
+    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        c[j] -= shift;
+    const int slow = vany_m(vlt(lo - shift, vset(EXP_FAST_LO))) ||
+                     vany_m(vgt(m - shift, vset(EXP_FAST_HI)));
+    return shift + vlog(tile_exp(c, NULL, q, slow));
+}
+
+INLINE void softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
+                          ptrdiff_t q, int log_form) {
+    FOR_TILES(rows, ldx, q,
+              softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, W, W, log_form),
+              softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, n, nwhole, log_form));
+}
+
+INLINE void logsumexp_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
+                            ptrdiff_t q) {
+    FOR_TILES(rows, ldx, q, {
+        const VR lse = logsumexp_tile(x + t * ldx, ldx, q, W, W);
         if (ldy == 1)
-            vstore_part(y + t, lse, n);
+            vstore(y + t, lse);
         else
-            for (ptrdiff_t r = 0; r < n; r++)
+            for (ptrdiff_t r = 0; r < W; r++)
                 y[(t + r) * ldy] = lse[r];
-    }
+    }, {
+        const VR lse = logsumexp_tile(x + t * ldx, ldx, q, n, nwhole);
+        for (ptrdiff_t r = 0; r < n; r++)
+            y[(t + r) * ldy] = lse[r];
+    });
 }
 
 static void softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy, ptrdiff_t rows,
@@ -237,7 +351,10 @@ static void softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ldy,
     const REAL *x = xv;
     REAL *y = yv;
     if (q <= TILE_Q) {
-        softmax_tiles(x, ldx, y, ldy, rows, q);
+        if (q == 10 && 10 <= TILE_Q)
+            softmax_tiles(x, ldx, y, ldy, rows, 10, 0);
+        else
+            softmax_tiles(x, ldx, y, ldy, rows, q, 0);
         return;
     }
     for (ptrdiff_t r = 0; r < rows; r++)
@@ -249,7 +366,10 @@ static void log_softmax_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t 
     const REAL *x = xv;
     REAL *y = yv;
     if (q <= TILE_Q) {
-        log_softmax_tiles(x, ldx, y, ldy, rows, q);
+        if (q == 10 && 10 <= TILE_Q)
+            softmax_tiles(x, ldx, y, ldy, rows, 10, 1);
+        else
+            softmax_tiles(x, ldx, y, ldy, rows, q, 1);
         return;
     }
     for (ptrdiff_t r = 0; r < rows; r++)
@@ -261,7 +381,10 @@ static void logsumexp_rows(const void *xv, ptrdiff_t ldx, void *yv, ptrdiff_t ld
     const REAL *x = xv;
     REAL *y = yv;
     if (q <= TILE_Q) {
-        logsumexp_tiles(x, ldx, y, ldy, rows, q);
+        if (q == 10 && 10 <= TILE_Q)
+            logsumexp_tiles(x, ldx, y, ldy, rows, 10);
+        else
+            logsumexp_tiles(x, ldx, y, ldy, rows, q);
         return;
     }
     for (ptrdiff_t r = 0; r < rows; r++)
@@ -444,11 +567,13 @@ typedef VR VD;
 typedef VI VDI;
 #define TO_VD(v) (v)
 #define TO_VDI(v) (v)
+#define TO_VI(v) (v)
 #else
 typedef double VD __attribute__((vector_size(LANES * sizeof(double))));
 typedef int64_t VDI __attribute__((vector_size(LANES * sizeof(int64_t))));
 #define TO_VD(v) __builtin_convertvector(v, VD)
 #define TO_VDI(v) __builtin_convertvector(v, VDI)
+#define TO_VI(v) __builtin_convertvector(v, VI)
 #endif
 
 /*
@@ -457,60 +582,102 @@ typedef int64_t VDI __attribute__((vector_size(LANES * sizeof(int64_t))));
  * comparing each column index with the lanes' labels; ignored rows (and the
  * lanes past the rows) carry label -1 and give loss 0 and gradient 0.
  */
-static void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const int64_t *labels,
-                    ptrdiff_t rows, ptrdiff_t q, int whole, const csm_ce_block *p, VD *row_loss) {
-    const REAL *w = p->weight;
-    const double e = p->smoothing;
-    VR d[TILE_Q], ex[TILE_Q];
-    tile_load(o, ldo, rows, q, whole, d);
-    IREAL lab_lanes[W];
-    for (ptrdiff_t r = 0; r < W; r++)
-        lab_lanes[r] = r < rows && labels[r] != p->ignore_index ? (IREAL)labels[r] : -1;
-    VI lab;
-    memcpy(&lab, lab_lanes, sizeof lab);
+/* What ce_tile needs besides the rows, as plain values. */
+typedef struct {
+    int64_t ignore;
+    const REAL *w;
+    double e, scale, weight_sum;
+} ce_opts;
 
-    const VR m = tile_max(d, q);
-    VR s = vset(0), oy = vset(0), wy = vset(1);
-    for (ptrdiff_t j = 0; j < q; j++) {
-        const VI is_y = lab == (IREAL)j;
-        oy = vselect(is_y, d[j], oy);
-        if (w)
-            wy = vselect(is_y, vset(w[j]), wy);
-        d[j] -= m;
-        ex[j] = vexp(d[j]);
-        s += ex[j];
+/* plain: no weights, no smoothing (o.w = NULL, o.e = 0), as a constant at
+ * the call, so that the common case carries none of their work. */
+INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const int64_t *labels,
+                    ptrdiff_t q, ptrdiff_t n, ptrdiff_t nwhole, ce_opts op, int want_grad,
+                    int plain, VD *row_loss) {
+    const REAL *w = plain ? NULL : op.w;
+    const double e = plain ? 0 : op.e;
+    VR d[TILE_Q], ex[TILE_Q], m, lo;
+    tile_load(o, ldo, q, n, nwhole, d);
+    VI lab;
+    if (n == W)
+        lab = vload_labels(labels, op.ignore);
+    else {
+        IREAL lab_lanes[W];
+        for (ptrdiff_t r = 0; r < W; r++)
+            lab_lanes[r] = r < n && labels[r] != op.ignore ? (IREAL)labels[r] : -1;
+        memcpy(&lab, lab_lanes, sizeof lab);
     }
+
+    tile_range(d, q, &m, &lo);
+    VR oy = vset(0), wy = vset(1);
+    UNROLL for (ptrdiff_t j = 0; j < q; j++) {
+        const VM is_y = veqi(lab, (IREAL)j);
+        oy = vsel(is_y, d[j], oy);
+        if (w)
+            wy = vsel(is_y, vset(w[j]), wy);
+        d[j] -= m;
+    }
+    const VR s = tile_exp(d, want_grad ? ex : NULL, q, tile_slow(lo, m));
     const VR log_s = vlog(s);
-    const VD wyd = TO_VD(wy);
     /* -w_y log p_y with log p_y = (o_y - m) - log s, in double. */
-    VD loss = -(wyd * ((TO_VD(oy) - TO_VD(m)) - TO_VD(log_s)));
+    VD loss = -(TO_VD(wy) * ((TO_VD(oy) - TO_VD(m)) - TO_VD(log_s)));
     VR C = wy;
     if (e > 0) {
         /* -sum_k w_k log p_k, each product formed before the sum (PyTorch's
          * order: an infinite log p_k meets its own weight). */
         VR smooth = vset(0);
-        for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q; j++)
             smooth -= (w ? w[j] : 1) * (d[j] - log_s);
         loss = (1 - e) * loss + (e / q) * TO_VD(smooth);
-        C = (REAL)(1 - e) * wy + (REAL)(e / q * p->weight_sum);
+        C = (REAL)(1 - e) * wy + (REAL)(e / q * op.weight_sum);
     }
-    const VI ignored = lab < 0;
-    if (g) {
-        const REAL scale = (REAL)p->grad_scale;
+    const VM ignored = veqi(lab, -1);
+    if (want_grad) {
+        const REAL scale = (REAL)op.scale;
         const VR A = scale * C / s;
         const VR target = scale * (REAL)(1 - e) * wy;
-        const REAL sb = (REAL)(p->grad_scale * e / q);
-        for (ptrdiff_t j = 0; j < q; j++) {
-            VR gj = ex[j] * A - vselect(lab == (IREAL)j, target, vset(0));
+        const REAL sb = (REAL)(op.scale * e / q);
+        UNROLL for (ptrdiff_t j = 0; j < q; j++) {
+            VR gj = ex[j] * A - vsel(veqi(lab, (IREAL)j), target, vset(0));
             if (e > 0)
                 gj -= sb * (w ? w[j] : 1);
-            d[j] = vselect(ignored, vset(0), gj);
+            d[j] = vsel(ignored, vset(0), gj);
         }
-        tile_store(g, ldg, rows, q, d);
+        tile_store(g, ldg, q, n, d);
     }
-    const VDI ignored_d = TO_VDI(ignored);
-    *row_loss = (VD)(~ignored_d & (VDI)loss);
+    *row_loss = (VD)(~TO_VDI(lab == -1) & (VDI)loss);
 }
+
+INLINE void ce_tiles(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const int64_t *labels,
+                     REAL *lr, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t q, ce_opts op,
+                     int want_grad, int plain, double *lane_sums) {
+    VD acc;
+    for (ptrdiff_t i = 0; i < W; i++)
+        acc[i] = lane_sums[i];
+    FOR_TILES(rows, ldo, q, {
+        VD loss;
+        ce_tile(o + t * ldo, ldo, g + t * ldg, ldg, labels + t, q, W, W, op, want_grad, plain,
+                &loss);
+        if (lr)
+            for (ptrdiff_t r = 0; r < W; r++)
+                lr[(t + r) * lds] = (REAL)loss[r];
+        acc += loss;
+    }, {
+        VD loss;
+        ce_tile(o + t * ldo, ldo, g + t * ldg, ldg, labels + t, q, n, nwhole, op, want_grad,
+                plain, &loss);
+        if (lr)
+            for (ptrdiff_t r = 0; r < n; r++)
+                lr[(t + r) * lds] = (REAL)loss[r];
+        acc += loss;
+    });
+    for (ptrdiff_t i = 0; i < W; i++)
+        lane_sums[i] = acc[i];
+}
+
+/* ce_tiles with q and the case as constants. */
+#define CE_TILES(qq, grad, plain)                                                        \
+    ce_tiles(o, ldo, g, ldg, labels, lr, lds, rows, qq, op, grad, plain, lane_sums)
 
 static void ce_labels(const void *ov, ptrdiff_t ldo, void *gv, ptrdiff_t ldg,
                       const int64_t *labels, void *loss_rows, ptrdiff_t lds, ptrdiff_t rows,
@@ -518,36 +685,78 @@ static void ce_labels(const void *ov, ptrdiff_t ldo, void *gv, ptrdiff_t ldg,
     const REAL *o = ov;
     REAL *g = gv;
     REAL *lr = loss_rows;
-    if (q > TILE_Q || q == 0) {
-        csm_ce_row row = {-1, NULL, p->weight, p->smoothing, p->grad_scale};
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            double loss = 0;
-            if (q > 0 && labels[r] != p->ignore_index) {
-                row.label = labels[r];
-                loss = ce_row(o + r * ldo, g ? g + r * ldg : NULL, q, &row);
-            } else if (g)
-                memset(g + r * ldg, 0, (size_t)q * sizeof(REAL));
-            if (lr)
-                lr[r * lds] = (REAL)loss;
-            lane_sums[r % W] += loss;
+    if (q <= TILE_Q && q > 0) {
+        const ce_opts op = {p->ignore_index, p->weight, p->smoothing, p->grad_scale,
+                            p->weight_sum};
+        const int plain = !p->weight && p->smoothing == 0;
+        if (!g)
+            g = (REAL *)o; /* never written: keeps the pointer arithmetic defined */
+        if (q == 10 && 10 <= TILE_Q && plain) {
+            if (gv)
+                CE_TILES(10, 1, 1);
+            else
+                CE_TILES(10, 0, 1);
+        } else if (plain) {
+            if (gv)
+                CE_TILES(q, 1, 1);
+            else
+                CE_TILES(q, 0, 1);
+        } else {
+            if (gv)
+                CE_TILES(q, 1, 0);
+            else
+                CE_TILES(q, 0, 0);
         }
         return;
     }
-    VD acc;
-    for (ptrdiff_t i = 0; i < W; i++)
-        acc[i] = lane_sums[i];
-    for (ptrdiff_t t = 0; t < rows; t += W) {
-        const ptrdiff_t n = min_len(W, rows - t);
-        VD loss;
-        ce_tile(o + t * ldo, ldo, g ? g + t * ldg : NULL, ldg, labels + t, n, q,
-                tile_whole(t, rows, ldo, q), p, &loss);
+    csm_ce_row row = {-1, NULL, p->weight, p->smoothing, p->grad_scale};
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        double loss = 0;
+        if (q > 0 && labels[r] != p->ignore_index) {
+            row.label = labels[r];
+            loss = ce_row(o + r * ldo, g ? g + r * ldg : NULL, q, &row);
+        } else if (g)
+            memset(g + r * ldg, 0, (size_t)q * sizeof(REAL));
         if (lr)
-            for (ptrdiff_t r = 0; r < n; r++)
-                lr[(t + r) * lds] = (REAL)loss[r];
-        acc += loss;
+            lr[r * lds] = (REAL)loss;
+        lane_sums[r % W] += loss;
     }
-    for (ptrdiff_t i = 0; i < W; i++)
-        lane_sums[i] = acc[i];
+}
+
+/* Label checks sit with the kernels to be compiled for the instruction set:
+ * a pass over 60000 labels is a noticeable part of a cross-entropy call. */
+static ptrdiff_t first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q, int64_t ignore) {
+    /* Blocks without an early exit (vectorised), then the block holding the
+     * first bad label, if any, label by label. */
+    enum { BLOCK = 256 };
+    for (ptrdiff_t b = 0; b < n; b += BLOCK) {
+        const ptrdiff_t end = n - b < BLOCK ? n : b + BLOCK;
+        int64_t bad = 0;
+        for (ptrdiff_t i = b; i < end; i++)
+            bad |= (labels[i] != ignore) & ((uint64_t)labels[i] >= (uint64_t)q);
+        if (bad)
+            for (ptrdiff_t i = b; i < end; i++)
+                if (labels[i] != ignore && (labels[i] < 0 || labels[i] >= q))
+                    return i;
+    }
+    return -1;
+}
+
+static double label_mass(const int64_t *labels, ptrdiff_t n, int64_t ignore, const void *wv) {
+    const REAL *w = wv;
+    if (!w) {
+        /* A count: exact, and free of a chain of dependent additions. */
+        int64_t counted = 0;
+        for (ptrdiff_t i = 0; i < n; i++)
+            counted += labels[i] != ignore;
+        return (double)counted;
+    }
+    /* Four running sums, combined in a fixed order. */
+    double d[4] = {0, 0, 0, 0};
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (labels[i] != ignore)
+            d[i & 3] += (double)w[labels[i]];
+    return (d[0] + d[1]) + (d[2] + d[3]);
 }
 
 static void exp_array(const void *xv, void *yv, ptrdiff_t n) {
@@ -571,5 +780,6 @@ static void log_array(const void *xv, void *yv, ptrdiff_t n) {
 }
 
 const csm_row_kernels CSM_CAT3(csm_rows, CSM_ISA, CSM_TYPE) = {
-    softmax_rows, log_softmax_rows, logsumexp_rows, ce_row, ce_labels, exp_array, log_array,
+    softmax_rows,    log_softmax_rows, logsumexp_rows, ce_row,    ce_labels,
+    first_bad_label, label_mass,       exp_array,      log_array,
 };

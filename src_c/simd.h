@@ -123,10 +123,99 @@ static inline VR vkeep_first(VR v, ptrdiff_t k) {
     return vselect(vlanes_below(k), v, vset(0));
 }
 
-/* A nan in a or b is not propagated; callers rely on nan reaching the sum. */
+/* a > b ? a : b lane by lane (the max instructions' own rule): a nan in a
+ * or b is not propagated; callers rely on nan reaching the sum. */
 static inline VR vmax(VR a, VR b) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_max_pd((__m512d)a, (__m512d)b);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_max_pd((__m256d)a, (__m256d)b);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_max_ps((__m256)a, (__m256)b);
+#else
     return vselect(a > b, a, b);
+#endif
 }
+
+/* a < b ? a : b lane by lane. */
+static inline VR vmin(VR a, VR b) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_min_pd((__m512d)a, (__m512d)b);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_min_ps((__m512)a, (__m512)b);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_min_pd((__m256d)a, (__m256d)b);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    return vselect(a < b, a, b);
+#endif
+}
+
+/*
+ * Lane masks for the hot loops: AVX-512's mask registers, where a compare
+ * and a blend are one instruction each (GCC does not turn the all-ones
+ * vectors of C's vector compares into them), and those vectors elsewhere.
+ * Compares are ordered: false where a lane is nan.
+ */
+#if defined(CSM_ISA_avx512)
+#if defined(CSM_TYPE_f64)
+typedef __mmask8 VM;
+#define CSM_CMP(a, b, op) _mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), op)
+static inline VM veqi(VI a, IREAL b) {
+    return _mm512_cmpeq_epi64_mask((__m512i)a, _mm512_set1_epi64(b));
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return (VR)_mm512_mask_blend_pd(m, (__m512d)b, (__m512d)a);
+}
+#else
+typedef __mmask16 VM;
+#define CSM_CMP(a, b, op) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), op)
+static inline VM veqi(VI a, IREAL b) {
+    return _mm512_cmpeq_epi32_mask((__m512i)a, _mm512_set1_epi32(b));
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return (VR)_mm512_mask_blend_ps(m, (__m512)b, (__m512)a);
+}
+#endif
+static inline VM vlt(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_LT_OQ);
+}
+static inline VM vgt(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_GT_OQ);
+}
+static inline VM veq(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_EQ_OQ);
+}
+static inline VM vge(VR a, VR b) {
+    return CSM_CMP(a, b, _CMP_GE_OQ);
+}
+static inline int vany_m(VM m) {
+    return m != 0;
+}
+#else
+typedef VI VM;
+static inline VM veqi(VI a, IREAL b) {
+    return a == b;
+}
+static inline VR vsel(VM m, VR a, VR b) {
+    return vselect(m, a, b);
+}
+static inline VM vlt(VR a, VR b) {
+    return a < b;
+}
+static inline VM vgt(VR a, VR b) {
+    return a > b;
+}
+static inline VM veq(VR a, VR b) {
+    return a == b;
+}
+static inline VM vge(VR a, VR b) {
+    return a >= b;
+}
+#endif
 
 /*
  * Horizontal max and sum.  Lanes are combined pairwise (lane i with lane
@@ -224,6 +313,48 @@ static inline int vany(VI mask) {
 #endif
 }
 
+/* W class labels as lanes of VI, -1 where a label equals `ignore` (the
+ * labels are valid class indices otherwise, so they fit). */
+static inline VI vload_labels(const int64_t *p, int64_t ignore) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    const __m512i l = _mm512_loadu_si512(p);
+    const __mmask8 ig = _mm512_cmpeq_epi64_mask(l, _mm512_set1_epi64(ignore));
+    return (VI)_mm512_mask_mov_epi64(l, ig, _mm512_set1_epi64(-1));
+#elif defined(CSM_ISA_avx512)
+    const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 8);
+    const __m512i ig = _mm512_set1_epi64(ignore);
+    const __mmask16 skip = (__mmask16)(_mm512_cmpeq_epi64_mask(a, ig) |
+                                       (_mm512_cmpeq_epi64_mask(b, ig) << 8));
+    const __m512i l = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a)),
+                                         _mm512_cvtepi64_epi32(b), 1);
+    return (VI)_mm512_mask_mov_epi32(l, skip, _mm512_set1_epi32(-1));
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    const __m256i l = _mm256_loadu_si256((const __m256i *)p);
+    return (VI)_mm256_or_si256(l, _mm256_cmpeq_epi64(l, _mm256_set1_epi64x(ignore)));
+#elif defined(CSM_ISA_avx2)
+    const __m256i ig = _mm256_set1_epi64x(ignore);
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(p + 4));
+    a = _mm256_or_si256(a, _mm256_cmpeq_epi64(a, ig)); /* ignored: all ones */
+    b = _mm256_or_si256(b, _mm256_cmpeq_epi64(b, ig));
+    /* The low halves of the eight 64-bit lanes, in order. */
+    const __m256 lo = _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
+                                        _MM_SHUFFLE(2, 0, 2, 0));
+    return (VI)_mm256_permute4x64_epi64(_mm256_castps_si256(lo), _MM_SHUFFLE(3, 1, 2, 0));
+#else
+    VI l;
+    for (ptrdiff_t i = 0; i < W; i++)
+        l[i] = p[i] == ignore ? -1 : (IREAL)p[i];
+    return l;
+#endif
+}
+
+#if !defined(CSM_ISA_avx512)
+static inline int vany_m(VM m) {
+    return vany(m);
+}
+#endif
+
 /*
  * W x W transpose in place: row i of v becomes column i.  log2(W) rounds of
  * two-source shuffles; round d swaps the d-sized off-diagonal blocks, so the
@@ -248,11 +379,14 @@ static inline int vany(VI mask) {
 #define H16_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
 #define L16_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
 #define H16_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-static inline void vtranspose(VR *v) {
-    TR_ROUND(8, L16_8, H16_8)
+static inline void vtranspose_inner(VR *v) {
     TR_ROUND(4, L16_4, H16_4)
     TR_ROUND(2, L16_2, H16_2)
     TR_ROUND(1, L16_1, H16_1)
+}
+static inline void vtranspose(VR *v) {
+    TR_ROUND(8, L16_8, H16_8)
+    vtranspose_inner(v);
 }
 #elif LANES == 8
 #define L8_4 0, 1, 2, 3, 8, 9, 10, 11
@@ -261,34 +395,77 @@ static inline void vtranspose(VR *v) {
 #define H8_2 2, 3, 10, 11, 6, 7, 14, 15
 #define L8_1 0, 8, 2, 10, 4, 12, 6, 14
 #define H8_1 1, 9, 3, 11, 5, 13, 7, 15
-static inline void vtranspose(VR *v) {
-    TR_ROUND(4, L8_4, H8_4)
+static inline void vtranspose_inner(VR *v) {
     TR_ROUND(2, L8_2, H8_2)
     TR_ROUND(1, L8_1, H8_1)
+}
+static inline void vtranspose(VR *v) {
+    TR_ROUND(4, L8_4, H8_4)
+    vtranspose_inner(v);
 }
 #elif LANES == 4
 #define L4_2 0, 1, 4, 5
 #define H4_2 2, 3, 6, 7
 #define L4_1 0, 4, 2, 6
 #define H4_1 1, 5, 3, 7
+static inline void vtranspose_inner(VR *v) {
+    TR_ROUND(1, L4_1, H4_1)
+}
 static inline void vtranspose(VR *v) {
     TR_ROUND(2, L4_2, H4_2)
-    TR_ROUND(1, L4_1, H4_1)
+    vtranspose_inner(v);
 }
 #elif LANES == 2
 #define L2_1 0, 2
 #define H2_1 1, 3
+static inline void vtranspose_inner(VR *v) {
+    (void)v;
+}
 static inline void vtranspose(VR *v) {
     TR_ROUND(1, L2_1, H2_1)
 }
 #endif
 #else
+#define CSM_NO_SHUFFLE 1
 static inline void vtranspose(VR *v) {
     REAL m[W][W];
     for (ptrdiff_t i = 0; i < W; i++)
         for (ptrdiff_t j = 0; j < W; j++)
             m[j][i] = v[i][j];
     memcpy(v, m, sizeof m);
+}
+#endif
+
+/*
+ * The outer round of a transpose (the one that swaps half-vectors) done by
+ * the loads and stores instead of shuffles, where the instruction set has
+ * half-vector inserts from memory and masked stores: it moves that work from
+ * the shuffle port to the load and store ports.
+ *   vload_halves(a, b) = [a[0 .. W/2), b[0 .. W/2)];
+ *   vstore_halves(a, b, v, k): lanes [0, k) of v's low half to a, of its high
+ *   half to b (k <= W/2).
+ */
+#if defined(CSM_ISA_avx512) && !defined(CSM_NO_SHUFFLE)
+#define CSM_HALVES 1
+static inline VR vload_halves(const REAL *a, const REAL *b) {
+#if defined(CSM_TYPE_f64)
+    return (VR)_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(a)), _mm256_loadu_pd(b),
+                                  1);
+#else
+    return (VR)_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b),
+                                  1);
+#endif
+}
+
+static inline void vstore_halves(REAL *a, REAL *b, VR v, ptrdiff_t k) {
+    const unsigned lo = (1u << k) - 1;
+#if defined(CSM_TYPE_f64)
+    _mm512_mask_storeu_pd(a, (__mmask8)lo, (__m512d)v);
+    _mm512_mask_storeu_pd(b - W / 2, (__mmask8)(lo << (W / 2)), (__m512d)v);
+#else
+    _mm512_mask_storeu_ps(a, (__mmask16)lo, (__m512)v);
+    _mm512_mask_storeu_ps(b - W / 2, (__mmask16)(lo << (W / 2)), (__m512)v);
+#endif
 }
 #endif
 

@@ -107,12 +107,17 @@ static inline VR vexp_slow(VR x) {
     return vselect(zero, vset(0), (p * vpow2i(n1)) * vpow2i(n - n1));
 }
 
-static inline VR vexp(VR x) {
-    if (__builtin_expect(vany_outside(x, EXP_FAST_LO, EXP_FAST_HI), 0))
-        return vexp_slow(x);
+/* exp(x) when every lane is in [EXP_FAST_LO, EXP_FAST_HI] or nan. */
+static inline VR vexp_fast(VR x) {
     VR n;
     const VR p = vexp_reduced(x, &n);
     return vscale_normal(p, n);
+}
+
+static inline VR vexp(VR x) {
+    if (__builtin_expect(vany_outside(x, EXP_FAST_LO, EXP_FAST_HI), 0))
+        return vexp_slow(x);
+    return vexp_fast(x);
 }
 
 #endif

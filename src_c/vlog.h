@@ -39,13 +39,13 @@
 #endif
 
 static inline VR vlog(VR x) {
-    const VI sub = x < (REAL)LOG_MIN_NORMAL; /* also 0 and negatives: fixed below */
-    const VR xs = vselect(sub, x * LOG_SUB_SCALE, x);
+    const VM sub = vlt(x, vset(LOG_MIN_NORMAL)); /* also 0 and negatives: fixed below */
+    const VR xs = vsel(sub, x * LOG_SUB_SCALE, x);
     const VI ix = (VI)xs + (IREAL)(LOG_ONE_BITS - LOG_SQRT_HALF_BITS);
     /* The biased exponent, as REAL: its bits under those of 2^MANT_BITS. */
     const VR two_mant = vset(LOG_SUB_SCALE);
     const VR biased = (VR)((ix >> MANT_BITS) | (VI)two_mant) - two_mant;
-    const VR k = biased - (REAL)EXP_BIAS - vselect(sub, vset(MANT_BITS), vset(0));
+    const VR k = biased - (REAL)EXP_BIAS - vsel(sub, vset(MANT_BITS), vset(0));
     const VR m = (VR)((ix & (IREAL)LOG_MANT_MASK) + (IREAL)LOG_SQRT_HALF_BITS);
     const VR f = m - 1;
     const VR s = f / (f + 2);
@@ -66,9 +66,9 @@ static inline VR vlog(VR x) {
     const VR h = (REAL)0.5 * f * f;
     const VR r = k * LN2_HI + (f - (h - (s * (h + z * p) + k * LN2_LO)));
     const VR inf = vset(INFINITY);
-    VR y = vselect(x == inf, inf, r);
-    y = vselect(x == 0, -inf, y);
-    return vselect(x >= 0, y, vset(NAN));
+    VR y = vsel(veq(x, inf), inf, r);
+    y = vsel(veq(x, vset(0)), -inf, y);
+    return vsel(vge(x, vset(0)), y, vset(NAN));
 }
 
 #endif

@@ -97,6 +97,11 @@ static void fill(double *x, ptrdiff_t count, int specials) {
         x[count / 2] = NAN;
         x[count - 1] = -1e30;
     }
+    if (specials > 1) /* dense: every kind of value the exp's slow path takes */
+        for (ptrdiff_t i = 0; i < count; i += 7) {
+            static const double kinds[] = {-INFINITY, -1e30, -95.0, -720.0, 1e30, 80.0, 700.0};
+            x[i] = kinds[(i / 7) % 7];
+        }
 }
 
 /*
@@ -116,9 +121,13 @@ static void check_rows(const char *isa, csm_dtype dt, ptrdiff_t n0, ptrdiff_t n1
     fill(ref_in, rows * q, specials);
 
     /* Row r starts at r*span (or, reversed, at the end going back). */
-    ptrdiff_t s1 = reverse ? -span : span, s0 = s1 * n1, rsq = reverse ? -sq : sq;
-    char *x0 = xbuf + (size_t)skew * es + (reverse ? (size_t)(total - 1 - skew) * es : 0);
-    char *y0 = ybuf + (size_t)skew * es + (reverse ? (size_t)(total - 1 - skew) * es : 0);
+    /* reverse = 2: rows in reverse order, each row's elements forward. */
+    ptrdiff_t s1 = reverse ? -span : span, s0 = s1 * n1, rsq = reverse == 1 ? -sq : sq;
+    const size_t back = reverse == 1 ? (size_t)(total - 1 - skew)
+                        : reverse == 2 && rows > 0 ? (size_t)((rows - 1) * span)
+                                                   : 0;
+    char *x0 = xbuf + ((size_t)skew + back) * es;
+    char *y0 = ybuf + ((size_t)skew + back) * es;
     for (ptrdiff_t r = 0; r < rows; r++)
         for (ptrdiff_t k = 0; k < q; k++) {
             ptrdiff_t off = r * s1 + k * rsq;
@@ -238,8 +247,8 @@ static void check_cross_entropy(const char *isa, csm_dtype dt, ptrdiff_t n, ptrd
 }
 
 /* The same results, bit for bit, with 1 and with 3 threads. */
-static void check_thread_invariance(const char *isa, csm_dtype dt) {
-    const ptrdiff_t n = 5000, q = 37;
+static void check_thread_invariance(const char *isa, csm_dtype dt, ptrdiff_t q) {
+    const ptrdiff_t n = 5000;
     const size_t es = dt == CSM_FLOAT64 ? 8 : 4, bytes = es * (size_t)(n * q);
     char *x = malloc(bytes), *y1 = malloc(bytes), *y3 = malloc(bytes);
     int64_t *labels = malloc(sizeof(int64_t) * (size_t)n);
@@ -247,7 +256,10 @@ static void check_thread_invariance(const char *isa, csm_dtype dt) {
         put(x, dt, i, (uniform() - 0.5) * 30);
     for (ptrdiff_t i = 0; i < n; i++)
         labels[i] = (int64_t)(uniform() * (double)q);
-    double loss1 = 0, loss3 = 0;
+    for (ptrdiff_t i = 0; i < n; i += 11)
+        labels[i] = -100;
+    char *g1 = malloc(bytes), *g3 = malloc(bytes);
+    double loss1 = 0, loss3 = 0, plain1 = 0, plain3 = 0;
     for (int threads = 1; threads <= 3; threads += 2) {
         csm_set_num_threads(threads);
         char *y = threads == 1 ? y1 : y3;
@@ -258,10 +270,14 @@ static void check_thread_invariance(const char *isa, csm_dtype dt) {
         a.n = n, a.q = q, a.logits = x, a.logits_s0 = q, a.logits_s1 = 1, a.labels = labels;
         a.ignore_index = -100, a.reduction = CSM_REDUCE_MEAN, a.label_smoothing = 0.1;
         csm_cross_entropy(dt, &a, threads == 1 ? &loss1 : &loss3);
+        a.label_smoothing = 0, a.grad = threads == 1 ? g1 : g3, a.grad_s0 = q, a.grad_s1 = 1;
+        csm_cross_entropy(dt, &a, threads == 1 ? &plain1 : &plain3);
     }
-    check(memcmp(y1, y3, bytes) == 0 && loss1 == loss3, "threads bitwise", isa, dt, q);
+    check(memcmp(y1, y3, bytes) == 0 && loss1 == loss3 && plain1 == plain3 &&
+              memcmp(g1, g3, bytes) == 0,
+          "threads bitwise", isa, dt, q);
     csm_set_num_threads(1);
-    free(x), free(y1), free(y3), free(labels);
+    free(x), free(y1), free(y3), free(labels), free(g1), free(g3);
 }
 
 static void check_exp(const char *isa, csm_dtype dt) {
@@ -300,14 +316,24 @@ int main(void) {
                 check_rows(isa, dt, 2, 3, q, 3, 1, 0, 1);  /* strided rows */
                 check_rows(isa, dt, 2, 2, q, 2, 0, 1, 0);  /* negative strides */
                 check_rows(isa, dt, 0, 4, q, 1, 0, 0, 0);  /* no rows */
+                /* Many rows: full tiles of every width, then a short one. */
+                check_rows(isa, dt, 1, 53, q, 1, 1, 0, 1);
+                check_rows(isa, dt, 3, 37, q, 1, 0, 0, 2); /* dense specials */
+                check_rows(isa, dt, 2, 41, q, 2, 1, 0, 2); /* strided */
+                check_rows(isa, dt, 1, 35, q, 1, 0, 1, 1); /* negative strides */
+                check_rows(isa, dt, 1, 35, q, 1, 1, 2, 1); /* rows in reverse order */
                 if (q > 0)
                     for (int weighted = 0; weighted < 2; weighted++) {
                         check_cross_entropy(isa, dt, 9, q, weighted, 0.0, 0);
                         check_cross_entropy(isa, dt, 9, q, weighted, 0.1, 0);
                         check_cross_entropy(isa, dt, 9, q, weighted, 0.2, 1);
+                        check_cross_entropy(isa, dt, 83, q, weighted, 0.0, 0);
+                        check_cross_entropy(isa, dt, 83, q, weighted, 0.1, 0);
                     }
             }
-            check_thread_invariance(isa, dt);
+            check_thread_invariance(isa, dt, 37);
+            check_thread_invariance(isa, dt, 10);
+            check_thread_invariance(isa, dt, 3);
         }
     }
     printf("%d passed, %d failed\n", passed, failed);
