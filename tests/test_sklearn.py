@@ -3,6 +3,7 @@
 weights, warm starts, partial_fit, threads, and the meta-estimators."""
 
 import doctest
+import os
 import pickle
 import subprocess
 import sys
@@ -411,6 +412,24 @@ def test_n_jobs_sets_the_threads_and_restores_them(monkeypatch):
     default = SoftmaxRegressionClassifier().fit(X, y)
     assert seen == [1, 2]
     np.testing.assert_allclose(default.predict_proba(X), p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_jobs, expected", [(-1, 0), (-2, -1), (3, 3)])
+def test_n_jobs_counts_like_joblib(monkeypatch, n_jobs, expected):
+    X, y = blobs(n=30, seed=35)
+    cpus = len(os.sched_getaffinity(0))
+    want = max(1, cpus + expected) if expected <= 0 else expected
+    seen = []
+    original = SoftmaxRegressionClassifier._lbfgs
+
+    def spy(self, *args):
+        seen.append(cs.get_num_threads())
+        return original(self, *args)
+
+    monkeypatch.setattr(SoftmaxRegressionClassifier, "_lbfgs", spy)
+    cs.set_num_threads(1)
+    SoftmaxRegressionClassifier(n_jobs=n_jobs).fit(X, y)
+    assert seen == [want] and cs.get_num_threads() == 1
 
 
 def test_n_jobs_restores_threads_after_an_error():
