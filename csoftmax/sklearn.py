@@ -41,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core
 from ._config import single_threaded_blas
+from ._steps import step_route
 from .functional import log_softmax, softmax
 from .model import _ensure_blas
 from .optim import SGD
@@ -571,9 +572,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 class _Objective:
     """The L-BFGS objective over a flat float64 vector theta = [W.ravel(), b].
 
-    One evaluation: GEMM into the logits, the fused cross-entropy kernel
-    writing per-row losses and d loss / d logits in place, a row scaling for
-    sample weights, GEMM for X^T G (the 1/sum(s) folded into its alpha).
+    One evaluation, without sample weights and for few classes: the
+    trainer's fused kernel (loss and both gradients in one pass over X).
+    Otherwise: GEMM into the logits, the fused cross-entropy kernel writing
+    per-row losses and d loss / d logits in place, a row scaling for sample
+    weights, GEMM for X^T G (the 1/sum(s) folded into its alpha).
     The buffers live as long as the fit; computation is in X's dtype, the
     loss is summed and the penalty added in float64.
     """
@@ -594,7 +597,14 @@ class _Objective:
         self.rows = np.empty(n, dt)
         self.gw = np.empty((d, q), dt)
         self.gb = np.empty(q, dt)
-        _ensure_blas()
+        # Unweighted, few classes: the trainer's fused kernel gives the mean
+        # loss and both gradients in one pass over X, without GEMM.
+        self.work = None
+        if sw is None and step_route(q) == "fused":
+            self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+            self.work = np.empty(_core.train_step_workspace(dt.name, n, d, q), np.uint8)
+        else:
+            _ensure_blas()
 
     def pack(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         parts = [W.ravel()] + ([b] if self.fit_intercept else [])
@@ -607,9 +617,13 @@ class _Objective:
             b[...] = theta[dq:]
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        dq = self.d * self.q
-        w = theta[:dq]
         self.unpack(theta, self.W, self.b)
+        if self.work is not None:
+            loss_sum, _ = _core.train_step(
+                self.x, None, self.labels, self.W, self.b, self.gw, self.gb, self.work,
+                1.0, None, len(self.x),
+            )
+            return self._with_penalty(theta, loss_sum * self.inv_sum)
         logits = self.logits
         _core.linear_forward(self.x, self.W, self.b, logits)
         # Labels come from np.unique, in range: straight to the kernel.
@@ -625,6 +639,12 @@ class _Objective:
             alpha = 1.0
         gb = self.gb if self.fit_intercept else None
         _core.linear_backward(self.x, logits, self.gw, gb, alpha)
+        return self._with_penalty(theta, loss)
+
+    def _with_penalty(self, theta: np.ndarray, loss: float) -> tuple[float, np.ndarray]:
+        """The objective and its gradient from the data term's, in gw and gb."""
+        dq = self.d * self.q
+        w = theta[:dq]
         grad = np.empty_like(theta)
         np.multiply(w, self.lam, out=grad[:dq])
         grad[:dq] += self.gw.ravel()
