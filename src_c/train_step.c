@@ -50,7 +50,7 @@ static layout plan(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdiff_t q) {
     L.wt = 0;
     L.z = round_up(L.wt + part, ALIGN);
     L.parts = round_up(L.z + (size_t)m * (size_t)q * es, ALIGN);
-    L.gb = round_up(L.parts + (size_t)L.nblocks * part, ALIGN);
+    L.gb = round_up(L.parts + (size_t)(L.nblocks > 0 ? L.nblocks : 1) * part, ALIGN);
     L.loss = round_up(L.gb + (size_t)L.nblocks * (size_t)q * sizeof(double), ALIGN);
     L.correct = L.loss + (size_t)L.nblocks * sizeof(double);
     L.size = round_up(L.correct + (size_t)L.nblocks * sizeof(int64_t), ALIGN) + ALIGN;
@@ -180,12 +180,14 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *a, double *loss_sum, in
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
     for (ptrdiff_t bl = 0; bl < nb; bl++)
         run_block(&P, bl); /* dynamic: a thread slowed by another process hands blocks on */
-    if (a->grad_w) {
+    if (a->grad_w && a->labels) {
         /* The parts' sum in block order, then into grad_w's layout.  A few
          * microseconds: on this thread, as a second parallel pass would cost
          * another team barrier, and barriers are what hurts when another
          * process holds a core. */
         const ptrdiff_t stride = a->q * L.d_pad;
+        if (nb == 0) /* no rows: a zero gradient */
+            memset(ws + L.parts, 0, (size_t)stride * csm_sizeof(dtype));
         BY_TYPE_VOID(dtype, add_parts, (void *)(ws + L.parts), nb, stride, 0, stride);
         BY_TYPE_VOID(dtype, transpose_back, (void *)(ws + L.parts), a->q, L.d_pad, job.scale,
                      a->grad_w, 0, d);

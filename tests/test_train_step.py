@@ -164,3 +164,10 @@ def test_bad_input_raises_before_anything_is_written(rng):
         with pytest.raises(exc, match=name):
             call(**kw)
     assert (gw == 7).all() and (gb == 7).all()
+
+
+def test_no_rows_give_zero_gradients(rng):
+    x, labels, w, b = problem(rng, 10, 30, 4, np.float32)
+    loss, right, gw, gb = step(x, np.zeros(0, np.int64), labels, w, b)
+    assert (loss, right) == (0.0, 0)
+    assert (gw == 0).all() and (gb == 0).all()
