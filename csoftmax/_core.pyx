@@ -168,6 +168,167 @@ def rows_fast(int op, object x, object axis, object out):
     return res
 
 
+cdef bint overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Do the bytes of two contiguous arrays overlap?"""
+    cdef char *a0 = <char *>cnp.PyArray_DATA(a)
+    cdef char *b0 = <char *>cnp.PyArray_DATA(b)
+    return a0 < b0 + cnp.PyArray_NBYTES(b) and b0 < a0 + cnp.PyArray_NBYTES(a)
+
+
+def logsumexp_fast(object x, object axis, object keepdims, object out):
+    """logsumexp's common case in one step, or None for the general path.
+
+    x: a C-contiguous float32/float64 ndarray, axis its last, keepdims a
+    bool, out None or a C-contiguous writeable ndarray of the result's shape
+    and dtype that does not overlap x.  Returns what logsumexp returns.
+    """
+    if type(x) is not np.ndarray or type(axis) is not int or type(keepdims) is not bool:
+        return None
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not is_fast_array(arr, t):
+        return None
+    cdef int nd = cnp.PyArray_NDIM(arr)
+    if axis != -1 and axis != nd - 1:  # compared as Python ints: any size
+        return None
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef Py_ssize_t q = dims[nd - 1], n = 1
+    cdef int i
+    for i in range(nd - 1):
+        n *= dims[i]
+    cdef int nd_out = nd - 1 + (1 if keepdims else 0)
+    cdef cnp.npy_intp out_dims[32]
+    for i in range(nd - 1):
+        out_dims[i] = dims[i]
+    if keepdims:
+        out_dims[nd - 1] = 1
+    cdef cnp.ndarray res
+    if out is None:
+        res = cnp.PyArray_EMPTY(nd_out, out_dims, t, 0)
+    else:
+        if not is_fast_array(out, t) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+            return None
+        res = <cnp.ndarray>out
+        if cnp.PyArray_NDIM(res) != nd_out:
+            return None
+        for i in range(nd_out):
+            if cnp.PyArray_DIM(res, i) != out_dims[i]:
+                return None
+        if overlaps(res, arr):
+            return None  # the general path stages it
+    cdef csm_rows xr, yr
+    xr.data = cnp.PyArray_DATA(arr)
+    xr.n0, xr.n1, xr.q = 1, n, q
+    xr.s0, xr.s1, xr.sq = 0, q, 1
+    yr.data = cnp.PyArray_DATA(res)
+    yr.n0, yr.n1, yr.q = 1, n, 0
+    yr.s0, yr.s1, yr.sq = 0, 1, 0
+    cdef csm_dtype dtype = CSM_FLOAT32 if t == cnp.NPY_FLOAT32 else CSM_FLOAT64
+    cdef int status = CSM_OK
+    if n > 0:
+        with nogil:
+            status = csm_logsumexp(dtype, &xr, &yr)
+        raise_for(status)
+    if out is None and nd_out == 0:
+        return res[()]
+    return res
+
+
+_float32 = np.float32
+_float64 = np.float64
+
+
+def cross_entropy_fast(object logits, object target, object weight, object ignore_index,
+                       object reduction, object label_smoothing, bint want_grad,
+                       object grad_out):
+    """The cross-entropy's common case in one step, or None for the general path.
+
+    logits: a C-contiguous native float32/float64 ndarray (n, q); target: n
+    contiguous native int64 labels, all valid; weight None; ignore_index an
+    int64; reduction a known name; label_smoothing a float or int in [0, 1];
+    grad_out None or a C-contiguous writeable ndarray like logits that is
+    logits itself or overlaps neither it nor the labels.  Anything else, a bad
+    label included, goes to the general path, which names the problem.
+    Returns what cross_entropy (want_grad false) or cross_entropy_with_grad
+    returns.
+    """
+    if type(logits) is not np.ndarray or type(target) is not np.ndarray or weight is not None:
+        return None
+    if type(reduction) is not str or type(ignore_index) is not int:
+        return None
+    if type(label_smoothing) is not float and type(label_smoothing) is not int:
+        return None
+    if not -2**63 <= ignore_index < 2**63:
+        return None
+    cdef double eps = label_smoothing
+    if not 0.0 <= eps <= 1.0:  # also refuses nan
+        return None
+    red = REDUCTIONS.get(reduction)
+    if red is None:
+        return None
+    cdef cnp.ndarray o = <cnp.ndarray>logits
+    cdef int t = cnp.PyArray_TYPE(o)
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not is_fast_array(o, t)
+            or cnp.PyArray_NDIM(o) != 2):
+        return None
+    cdef Py_ssize_t n = cnp.PyArray_DIM(o, 0), q = cnp.PyArray_DIM(o, 1)
+    cdef cnp.ndarray lab = <cnp.ndarray>target
+    if (cnp.PyArray_TYPE(lab) != cnp.NPY_INT64 or cnp.PyArray_NDIM(lab) != 1
+            or cnp.PyArray_DIM(lab, 0) != n or not cnp.PyArray_IS_C_CONTIGUOUS(lab)
+            or not cnp.PyArray_ISNOTSWAPPED(lab)):
+        return None
+    cdef const int64_t *labels = <const int64_t *>cnp.PyArray_DATA(lab)
+    cdef int64_t ignore = ignore_index
+    cdef Py_ssize_t bad
+    with nogil:
+        bad = csm_first_bad_label(labels, n, q, ignore)
+    if bad >= 0:
+        return None
+    cdef cnp.ndarray grad = None
+    if want_grad:
+        if grad_out is None:
+            grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(o), t, 0)
+        else:
+            if not is_fast_array(grad_out, t) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>grad_out):
+                return None
+            grad = <cnp.ndarray>grad_out
+            if not cnp.PyArray_SAMESHAPE(o, grad) or overlaps(grad, lab):
+                return None
+            if cnp.PyArray_DATA(grad) != cnp.PyArray_DATA(o) and overlaps(grad, o):
+                return None
+    cdef cnp.ndarray rows = None
+    if red == CSM_REDUCE_NONE:
+        rows = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(o), t, 0)
+    cdef csm_ce_args a
+    a.n, a.q = n, q
+    a.logits = cnp.PyArray_DATA(o)
+    a.logits_s0, a.logits_s1 = q, 1
+    a.labels = labels
+    a.ignore_index = ignore
+    a.probs = NULL
+    a.probs_s0 = a.probs_s1 = 0
+    a.weight = NULL
+    a.label_smoothing = eps
+    a.reduction = red
+    a.loss_rows = cnp.PyArray_DATA(rows) if rows is not None else NULL
+    a.loss_rows_s0 = 1
+    a.grad = cnp.PyArray_DATA(grad) if grad is not None else NULL
+    a.grad_s0, a.grad_s1 = q, 1
+    cdef double total = 0
+    cdef int status
+    cdef csm_dtype dtype = CSM_FLOAT32 if t == cnp.NPY_FLOAT32 else CSM_FLOAT64
+    with nogil:
+        status = csm_cross_entropy(dtype, &a, &total)
+    raise_for(status)
+    if rows is not None:
+        loss = rows
+    elif dtype == CSM_FLOAT32:
+        loss = _float32(<float>total)  # rounded in C: NumPy's error state never sees it
+    else:
+        loss = _float64(total)
+    return (loss, grad) if want_grad else loss
+
+
 def cross_entropy_kernel(cnp.ndarray logits, object labels, int64_t ignore_index,
                          object probs, object weight, double label_smoothing,
                          str reduction, object loss_rows, object grad):

@@ -150,6 +150,9 @@ def logsumexp(
     >>> float(cs.logsumexp([0.0, 0.0]))  # log 2
     0.6931471805599453
     """
+    fast = _core.logsumexp_fast(x, axis, keepdims, out)  # contiguous float rows: one step
+    if fast is not None:
+        return fast
     arr = as_real_array(x, "x")
     ax = normalize_axis(axis, arr.ndim)
     shape = arr.shape[:ax] + ((1,) if keepdims else ()) + arr.shape[ax + 1 :]
@@ -221,6 +224,11 @@ def _cross_entropy(
     want_grad: bool,
     grad_out: np.ndarray | None,
 ):
+    fast = _core.cross_entropy_fast(  # native float logits, int64 labels, no weights: one step
+        logits, target, weight, ignore_index, reduction, label_smoothing, want_grad, grad_out
+    )
+    if fast is not None:
+        return fast if want_grad else (fast, None)
     reduction, eps, ignore = _check_options(reduction, label_smoothing, ignore_index)
     o = as_real_array(logits, "logits")
     if o.ndim != 2:

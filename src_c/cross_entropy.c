@@ -12,7 +12,9 @@
 
 #include "strided.h"
 
-#define CHUNK_MIN_ROWS 64
+/* Chunks are whole tiles of rows (multiples of CSM_MAX_LANES), and large
+ * enough that a call on a small batch is one chunk. */
+#define CHUNK_MIN_ROWS 256
 #define MAX_CHUNKS 256
 
 ptrdiff_t csm_first_bad_label(const int64_t *labels, ptrdiff_t n, ptrdiff_t q,
@@ -46,8 +48,10 @@ typedef struct {
     int logits_unit, grad_unit, probs_unit;
 } ce_plan;
 
-/* The summed loss of rows [begin, end).  buf_o, buf_p: q elements each. */
-static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t begin, ptrdiff_t end) {
+/* The summed loss of rows [begin, end); rows up to `readable` may be read
+ * too (not written).  buf_o: CSM_MAX_LANES rows; buf_p: one row. */
+static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t begin, ptrdiff_t end,
+                      ptrdiff_t readable) {
     const csm_ce_args *a = pl->a;
     const size_t es = pl->es;
     const ptrdiff_t q = a->q;
@@ -61,7 +65,7 @@ static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t beg
                 (const char *)a->logits + begin * a->logits_s0 * ses, a->logits_s0,
                 a->grad ? (char *)a->grad + begin * a->grad_s0 * ses : NULL, a->grad_s0,
                 a->labels + begin, loss_rows ? loss_rows + begin * a->loss_rows_s0 * ses : NULL,
-                a->loss_rows_s0, end - begin, q, &pl->block, lanes);
+                a->loss_rows_s0, end - begin, readable - begin, q, &pl->block, lanes);
         } else {
             /* Strided rows go through buf_o in groups of CSM_MAX_LANES (the
              * gradient computed over them in place), so that they meet the
@@ -74,7 +78,7 @@ static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t beg
                 pl->kernels->ce_labels(
                     buf_o, q, a->grad ? buf_o : NULL, q, a->labels + i,
                     loss_rows ? loss_rows + i * a->loss_rows_s0 * ses : NULL, a->loss_rows_s0, n,
-                    q, &pl->block, lanes);
+                    n, q, &pl->block, lanes);
                 for (ptrdiff_t r = 0; a->grad && r < n; r++)
                     csm_scatter(buf_o + (size_t)(r * q) * es,
                                 (char *)a->grad + (i + r) * a->grad_s0 * ses, a->grad_s1, q, es);
@@ -126,6 +130,19 @@ static double ce_rows(const ce_plan *pl, char *buf_o, char *buf_p, ptrdiff_t beg
     return sum;
 }
 
+/* Chunks [first, last) into partial[]: one thread's share.  A chunk's rows
+ * may read ahead into the rest of the share, never into another thread's. */
+static void ce_share(const ce_plan *pl, char *buf, size_t per_thread, ptrdiff_t chunk_rows,
+                     ptrdiff_t first, ptrdiff_t last, double *partial) {
+    const ptrdiff_t n = pl->a->n, q = pl->a->q;
+    const ptrdiff_t share_end = last * chunk_rows < n ? last * chunk_rows : n;
+    for (ptrdiff_t c = first; c < last; c++) {
+        const ptrdiff_t end = (c + 1) * chunk_rows < n ? (c + 1) * chunk_rows : n;
+        partial[c] = ce_rows(pl, buf, buf ? buf + per_thread - (size_t)q * pl->es : NULL,
+                             c * chunk_rows, end, share_end);
+    }
+}
+
 int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
     const size_t es = csm_sizeof(dtype);
     const ptrdiff_t n = a->n, q = a->q;
@@ -155,8 +172,8 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
     pl.grad_unit = !a->grad || csm_unit_stride(a->grad_s1, q);
     pl.probs_unit = !a->probs || csm_unit_stride(a->probs_s1, q);
 
-    const ptrdiff_t chunk_rows =
-        n / MAX_CHUNKS + 1 > CHUNK_MIN_ROWS ? n / MAX_CHUNKS + 1 : CHUNK_MIN_ROWS;
+    ptrdiff_t chunk_rows = n / MAX_CHUNKS + 1 > CHUNK_MIN_ROWS ? n / MAX_CHUNKS + 1 : CHUNK_MIN_ROWS;
+    chunk_rows = (chunk_rows + CSM_MAX_LANES - 1) / CSM_MAX_LANES * CSM_MAX_LANES;
     const ptrdiff_t n_chunks = (n + chunk_rows - 1) / chunk_rows;
     double partial[MAX_CHUNKS];
 
@@ -173,16 +190,17 @@ int csm_cross_entropy(csm_dtype dtype, const csm_ce_args *a, double *loss) {
             return CSM_ENOMEM;
     }
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int t = CSM_THREAD_ID();
-        char *buf = scratch ? scratch + (size_t)t * per_thread : NULL;
-        ptrdiff_t first, last;
-        csm_share(n_chunks, t, CSM_TEAM_SIZE(), &first, &last);
-        for (ptrdiff_t c = first; c < last; c++) {
-            const ptrdiff_t end = (c + 1) * chunk_rows < n ? (c + 1) * chunk_rows : n;
-            partial[c] = ce_rows(&pl, buf, buf ? buf + per_thread - (size_t)q * es : NULL,
-                                 c * chunk_rows, end);
+    if (nt == 1)
+        ce_share(&pl, scratch, per_thread, chunk_rows, 0, n_chunks, partial);
+    else {
+#pragma omp parallel num_threads(nt)
+        {
+            /* The team may be smaller than asked for: share among those present. */
+            const int t = CSM_THREAD_ID();
+            ptrdiff_t first, last;
+            csm_share(n_chunks, t, CSM_TEAM_SIZE(), &first, &last);
+            ce_share(&pl, scratch ? scratch + (size_t)t * per_thread : NULL, per_thread,
+                     chunk_rows, first, last, partial);
         }
     }
     free(scratch);

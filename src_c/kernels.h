@@ -48,11 +48,12 @@ typedef struct csm_row_kernels {
      * `lanes` being the instruction set's vector width (a divisor of
      * CSM_MAX_LANES): the caller adds the CSM_MAX_LANES sums in order, so the
      * total depends only on the rows, not on how they were split into calls
-     * (of multiples of CSM_MAX_LANES rows).  Labels are valid or
+     * (of multiples of CSM_MAX_LANES rows).  The logits of rows [rows,
+     * readable) may be read too, never written.  Labels are valid or
      * ignore_index. */
     void (*ce_labels)(const void *o, ptrdiff_t ldo, void *g, ptrdiff_t ldg, const int64_t *labels,
-                      void *loss_rows, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t q,
-                      const csm_ce_block *p, double *lane_sums);
+                      void *loss_rows, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t readable,
+                      ptrdiff_t q, const csm_ce_block *p, double *lane_sums);
     /* The position of the first label outside [0, q) that is not ignore,
      * or -1. */
     ptrdiff_t (*first_bad_label)(const int64_t *labels, ptrdiff_t n, ptrdiff_t q, int64_t ignore);

@@ -79,9 +79,9 @@ static inline double exp_sum(const REAL *x, REAL *y, ptrdiff_t q, REAL shift, co
 static void affine(const REAL *x, REAL *y, ptrdiff_t q, REAL a, REAL b) {
     ptrdiff_t k = 0;
     for (; k + W <= q; k += W)
-        vstore(y + k, vload(x + k) * a + b);
+        vstore(y + k, vfma(vload(x + k), vset(a), vset(b)));
     if (k < q)
-        vstore_part(y + k, vload_part(x + k, q - k, 0) * a + b, q - k);
+        vstore_part(y + k, vfma(vload_part(x + k, q - k, 0), vset(a), vset(b)), q - k);
 }
 
 static void softmax_row(const REAL *x, REAL *y, ptrdiff_t q) {
@@ -211,10 +211,11 @@ static inline ptrdiff_t tile_whole_rows(ptrdiff_t rows, ptrdiff_t ldx, ptrdiff_t
     return room < 0 ? 0 : min_len(rows, room / ldx + 1);
 }
 
-/* Drive a tile kernel over `rows` rows: full tiles, then the edge. */
-#define FOR_TILES(rows, ldx, q, FULL, EDGE)                                              \
+/* Drive a tile kernel over `rows` rows, of which the first `readable`
+ * (>= rows) may be read: full tiles, then the edge. */
+#define FOR_TILES(rows, readable, ldx, q, FULL, EDGE)                                    \
     do {                                                                                 \
-        const ptrdiff_t whole_ = tile_whole_rows(rows, ldx, q);                          \
+        const ptrdiff_t whole_ = min_len(tile_whole_rows(readable, ldx, q), rows);       \
         ptrdiff_t t = 0;                                                                 \
         for (; t + W <= whole_; t += W)                                                  \
             FULL;                                                                        \
@@ -325,14 +326,14 @@ INLINE VR logsumexp_tile(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n,
 
 INLINE void softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
                           ptrdiff_t q, int log_form) {
-    FOR_TILES(rows, ldx, q,
+    FOR_TILES(rows, rows, ldx, q,
               softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, W, W, log_form),
               softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, n, nwhole, log_form));
 }
 
 INLINE void logsumexp_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
                             ptrdiff_t q) {
-    FOR_TILES(rows, ldx, q, {
+    FOR_TILES(rows, rows, ldx, q, {
         const VR lse = logsumexp_tile(x + t * ldx, ldx, q, W, W);
         if (ldy == 1)
             vstore(y + t, lse);
@@ -416,10 +417,10 @@ static void target_moments(const REAL *o, const REAL *t, const REAL *w, ptrdiff_
         const ptrdiff_t end = min_len(blk + SUM_BLOCK, full);
         VR ad = {0}, ac = {0};
         for (ptrdiff_t k = blk; k < end; k += W) {
-            VR ck = t ? vload(t + k) * a + b : vset(b);
+            VR ck = t ? vfma(vload(t + k), vset(a), vset(b)) : vset(b);
             if (w)
                 ck *= vload(w + k);
-            ad += ck * ((vload(o + k) - vm) - log_s);
+            ad = vfma(ck, (vload(o + k) - vm) - log_s, ad);
             ac += ck;
         }
         d += vsum(ad);
@@ -427,7 +428,7 @@ static void target_moments(const REAL *o, const REAL *t, const REAL *w, ptrdiff_
     }
     if (full < q) {
         const ptrdiff_t r = q - full;
-        VR ck = t ? vload_part(t + full, r, 0) * a + b : vset(b);
+        VR ck = t ? vfma(vload_part(t + full, r, 0), vset(a), vset(b)) : vset(b);
         if (w)
             ck *= vload_part(w + full, r, 0);
         ck = vkeep_first(ck, r);
@@ -445,23 +446,23 @@ static void ce_grad(REAL *g, const REAL *t, const REAL *w, ptrdiff_t q, REAL A, 
     const VR vm = vset(m);
     ptrdiff_t k = 0;
     for (; k + W <= q; k += W) {
-        VR ck = t ? vload(t + k) * sa + sb : vset(sb);
+        VR ck = t ? vfma(vload(t + k), vset(sa), vset(sb)) : vset(sb);
         if (w)
             ck *= vload(w + k);
         VR e = vload(g + k);
         if (g_holds_logits)
             e = vexp(e - vm);
-        vstore(g + k, e * A - ck);
+        vstore(g + k, vfms(e, vset(A), ck));
     }
     if (k < q) {
         const ptrdiff_t r = q - k;
-        VR ck = t ? vload_part(t + k, r, 0) * sa + sb : vset(sb);
+        VR ck = t ? vfma(vload_part(t + k, r, 0), vset(sa), vset(sb)) : vset(sb);
         if (w)
             ck *= vload_part(w + k, r, 0);
         VR e = vload_part(g + k, r, 0);
         if (g_holds_logits)
             e = vexp(e - vm);
-        vstore_part(g + k, e * A - ck, r);
+        vstore_part(g + k, vfms(e, vset(A), ck), r);
     }
 }
 
@@ -481,7 +482,8 @@ static double ce_short(const REAL *o, REAL *g, ptrdiff_t q, const csm_ce_row *p)
     double loss, C, wy = 0, oy = 0;
     VR c = vset(0); /* the target coefficients that the vector pass subtracts */
     if (t) {
-        c = vkeep_first((vload_part(t, q, 0) * (REAL)(1 - e) + (REAL)(e / q)) * wv, q);
+        c = vkeep_first(vfma(vload_part(t, q, 0), vset((REAL)(1 - e)), vset((REAL)(e / q))) * wv,
+                        q);
         C = (double)vsum_all(c)[0];
         loss = -(double)vsum_all(vkeep_first(c * logp, q))[0];
     } else {
@@ -498,7 +500,7 @@ static double ce_short(const REAL *o, REAL *g, ptrdiff_t q, const csm_ce_row *p)
     if (g) {
         const double scale = p->grad_scale;
         const double A = scale * C / s;
-        vstore_part(g, ex * (REAL)A - c * (REAL)scale, q);
+        vstore_part(g, vfms(ex, vset((REAL)A), c * (REAL)scale), q);
         if (!t)
             g[p->label] = (REAL)((double)ex[p->label] * A - scale * (e / q) * wy -
                                  scale * (1 - e) * wy);
@@ -627,9 +629,9 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
          * order: an infinite log p_k meets its own weight). */
         VR smooth = vset(0);
         UNROLL for (ptrdiff_t j = 0; j < q; j++)
-            smooth -= (w ? w[j] : 1) * (d[j] - log_s);
+            smooth = w ? vfma(vset(-w[j]), d[j] - log_s, smooth) : smooth - (d[j] - log_s);
         loss = (1 - e) * loss + (e / q) * TO_VD(smooth);
-        C = (REAL)(1 - e) * wy + (REAL)(e / q * op.weight_sum);
+        C = vfma(vset((REAL)(1 - e)), wy, vset((REAL)(e / q * op.weight_sum)));
     }
     const VM ignored = veqi(lab, -1);
     if (want_grad) {
@@ -638,7 +640,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         const VR target = scale * (REAL)(1 - e) * wy;
         const REAL sb = (REAL)(op.scale * e / q);
         UNROLL for (ptrdiff_t j = 0; j < q; j++) {
-            VR gj = ex[j] * A - vsel(veqi(lab, (IREAL)j), target, vset(0));
+            VR gj = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
             if (e > 0)
                 gj -= sb * (w ? w[j] : 1);
             d[j] = vsel(ignored, vset(0), gj);
@@ -649,12 +651,12 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
 }
 
 INLINE void ce_tiles(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const int64_t *labels,
-                     REAL *lr, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t q, ce_opts op,
-                     int want_grad, int plain, double *lane_sums) {
+                     REAL *lr, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t readable, ptrdiff_t q,
+                     ce_opts op, int want_grad, int plain, double *lane_sums) {
     VD acc;
     for (ptrdiff_t i = 0; i < W; i++)
         acc[i] = lane_sums[i];
-    FOR_TILES(rows, ldo, q, {
+    FOR_TILES(rows, readable, ldo, q, {
         VD loss;
         ce_tile(o + t * ldo, ldo, g + t * ldg, ldg, labels + t, q, W, W, op, want_grad, plain,
                 &loss);
@@ -677,11 +679,11 @@ INLINE void ce_tiles(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const
 
 /* ce_tiles with q and the case as constants. */
 #define CE_TILES(qq, grad, plain)                                                        \
-    ce_tiles(o, ldo, g, ldg, labels, lr, lds, rows, qq, op, grad, plain, lane_sums)
+    ce_tiles(o, ldo, g, ldg, labels, lr, lds, rows, readable, qq, op, grad, plain, lane_sums)
 
 static void ce_labels(const void *ov, ptrdiff_t ldo, void *gv, ptrdiff_t ldg,
                       const int64_t *labels, void *loss_rows, ptrdiff_t lds, ptrdiff_t rows,
-                      ptrdiff_t q, const csm_ce_block *p, double *lane_sums) {
+                      ptrdiff_t readable, ptrdiff_t q, const csm_ce_block *p, double *lane_sums) {
     const REAL *o = ov;
     REAL *g = gv;
     REAL *lr = loss_rows;

@@ -67,6 +67,42 @@ static inline void vstore(REAL *p, VR v) {
     memcpy(p, &v, sizeof v);
 }
 
+/*
+ * a * b + c, rounded once where the instruction set has fused multiply-add.
+ * The kernels are compiled with -ffp-contract=off, so these are the only
+ * fused operations: the compiler's choice to fuse an a * b + c or not, which
+ * can differ between two inlined copies of one formula, never changes a
+ * result (the loss comes out the same with and without the gradient).
+ */
+static inline VR vfma(VR a, VR b, VR c) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* a * b - c, likewise. */
+static inline VR vfms(VR a, VR b, VR c) {
+#if defined(CSM_ISA_avx512) && defined(CSM_TYPE_f64)
+    return (VR)_mm512_fmsub_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(CSM_ISA_avx512)
+    return (VR)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(CSM_ISA_avx2) && defined(CSM_TYPE_f64)
+    return (VR)_mm256_fmsub_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#elif defined(CSM_ISA_avx2)
+    return (VR)_mm256_fmsub_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b - c;
+#endif
+}
+
 /* mask ? a : b, lane by lane (C has no vector ?: operator). */
 static inline VR vselect(VI mask, VR a, VR b) {
     return (VR)((mask & (VI)a) | (~mask & (VI)b));

@@ -72,29 +72,23 @@ static inline VR vscale_normal(VR p, VR n) {
 
 /* exp(r) with r = x - n ln 2; n returned. */
 static inline VR vexp_reduced(VR x, VR *n_out) {
-    const VR n = vround_int(x * LOG2E);
-    const VR r = (x - n * LN2_HI) - n * LN2_LO;
+    const VR n = vfma(x, vset(LOG2E), vset(ROUND_SHIFTER)) - ROUND_SHIFTER;
+    const VR r = vfma(n, vset(-LN2_LO), vfma(n, vset(-LN2_HI), x));
 #if defined(CSM_TYPE_f64)
-    VR p = vset(2.500004619301009e-08);
-    p = p * r + 2.7630269230551677e-07;
-    p = p * r + 2.7557586528750637e-06;
-    p = p * r + 2.480149304513617e-05;
-    p = p * r + 0.00019841269506288824;
-    p = p * r + 0.0013888888943676876;
-    p = p * r + 0.008333333333494647;
-    p = p * r + 0.04166666666653;
-    p = p * r + 0.16666666666666413;
-    p = p * r + 0.5000000000000011;
+    static const REAL c[] = {2.500004619301009e-08,  2.7630269230551677e-07, 2.7557586528750637e-06,
+                             2.480149304513617e-05,  0.00019841269506288824, 0.0013888888943676876,
+                             0.008333333333494647,   0.04166666666653,       0.16666666666666413,
+                             0.5000000000000011,     1.0,                    1.0};
 #else
-    VR p = vset(0.0013814577832818031f);
-    p = p * r + 0.008368726819753647f;
-    p = p * r + 0.04166838899254799f;
-    p = p * r + 0.1666652113199234f;
-    p = p * r + 0.4999999403953552f;
+    static const REAL c[] = {0.0013814577832818031f, 0.008368726819753647f, 0.04166838899254799f,
+                             0.1666652113199234f,    0.4999999403953552f,   1.0f,
+                             1.0f};
 #endif
-    p = p * r + 1;
+    VR p = vset(c[0]);
+    for (size_t i = 1; i < sizeof c / sizeof c[0]; i++)
+        p = vfma(p, r, vset(c[i]));
     *n_out = n;
-    return p * r + 1;
+    return p;
 }
 
 static inline VR vexp_slow(VR x) {

@@ -51,20 +51,19 @@ static inline VR vlog(VR x) {
     const VR s = f / (f + 2);
     const VR z = s * s;
 #if defined(CSM_TYPE_f64)
-    VR p = vset(0.14797471365040757);
-    p = p * z + 0.1531390668048818;
-    p = p * z + 0.18183569613751163;
-    p = p * z + 0.22222198478245433;
-    p = p * z + 0.285714287432424;
-    p = p * z + 0.39999999999411173;
-    p = p * z + 0.6666666666666735;
+    static const REAL c[] = {0.14797471365040757, 0.1531390668048818,  0.18183569613751163,
+                             0.22222198478245433, 0.285714287432424,   0.39999999999411173,
+                             0.6666666666666735};
 #else
-    VR p = vset(0.29873040318489075f);
-    p = p * z + 0.399774968624115f;
-    p = p * z + 0.6666677594184875f;
+    static const REAL c[] = {0.29873040318489075f, 0.399774968624115f, 0.6666677594184875f};
 #endif
+    VR p = vset(c[0]);
+    for (size_t i = 1; i < sizeof c / sizeof c[0]; i++)
+        p = vfma(p, z, vset(c[i]));
     const VR h = (REAL)0.5 * f * f;
-    const VR r = k * LN2_HI + (f - (h - (s * (h + z * p) + k * LN2_LO)));
+    /* k ln2_hi + (f - (h - (s (h + z P) + k ln2_lo))) */
+    const VR small = vfma(s, vfma(z, p, h), k * LN2_LO);
+    const VR r = vfma(k, vset(LN2_HI), f - (h - small));
     const VR inf = vset(INFINITY);
     VR y = vsel(veq(x, inf), inf, r);
     y = vsel(veq(x, vset(0)), -inf, y);
