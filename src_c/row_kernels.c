@@ -254,7 +254,7 @@ INLINE void tile_range(const VR *c, ptrdiff_t q, VR *max, VR *min) {
         return;
     }
     VR a[TILE_Q], b[TILE_Q];
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         a[j] = b[j] = c[j];
     TREE_REDUCE(vmax, a, q);
     TREE_REDUCE(vmin, b, q);
@@ -269,14 +269,14 @@ INLINE VR tile_exp(const VR *d, VR *e, ptrdiff_t q, int slow) {
         return vset(0);
     VR t[TILE_Q];
     if (slow) {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             t[j] = vexp_slow(d[j]);
     } else {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             t[j] = vexp_fast(d[j]);
     }
     if (e)
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             e[j] = t[j];
     TREE_REDUCE(vadd2, t, q);
     return t[0];
@@ -293,16 +293,16 @@ INLINE void softmax_tile(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, p
     tile_load(x, ldx, q, n, nwhole, c);
     tile_range(c, q, &m, &lo);
     /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         c[j] -= m;
     if (log_form) {
         /* (x - m) - log s, not x - (m + log s): x - m is exact near the max. */
         const VR log_s = vlog(tile_exp(c, NULL, q, tile_slow(lo, m)));
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             c[j] -= log_s;
     } else {
         const VR inv = 1 / tile_exp(c, c, q, tile_slow(lo, m));
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             c[j] *= inv;
     }
     tile_store(y, ldy, q, n, c);
@@ -317,7 +317,7 @@ INLINE VR logsumexp_tile(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n,
     /* An infinite max is not subtracted: a row of -inf then sums to 0
      * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
     const VR shift = vsel(veq(m - m, vset(0)), m, vset(0));
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         c[j] -= shift;
     const int slow = vany_m(vlt(lo - shift, vset(EXP_FAST_LO))) ||
                      vany_m(vgt(m - shift, vset(EXP_FAST_HI)));
@@ -612,7 +612,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
 
     tile_range(d, q, &m, &lo);
     VR oy = vset(0), wy = vset(1);
-    UNROLL for (ptrdiff_t j = 0; j < q; j++) {
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++) {
         const VM is_y = veqi(lab, (IREAL)j);
         oy = vsel(is_y, d[j], oy);
         if (w)
@@ -628,7 +628,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         /* -sum_k w_k log p_k, each product formed before the sum (PyTorch's
          * order: an infinite log p_k meets its own weight). */
         VR smooth = vset(0);
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             smooth = w ? vfma(vset(-w[j]), d[j] - log_s, smooth) : smooth - (d[j] - log_s);
         loss = (1 - e) * loss + (e / q) * TO_VD(smooth);
         C = vfma(vset((REAL)(1 - e)), wy, vset((REAL)(e / q * op.weight_sum)));
@@ -639,7 +639,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         const VR A = scale * C / s;
         const VR target = scale * (REAL)(1 - e) * wy;
         const REAL sb = (REAL)(op.scale * e / q);
-        UNROLL for (ptrdiff_t j = 0; j < q; j++) {
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++) {
             VR gj = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
             if (e > 0)
                 gj -= sb * (w ? w[j] : 1);
