@@ -640,11 +640,13 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         const VR target = scale * (REAL)(1 - e) * wy;
         const REAL sb = (REAL)(op.scale * e / q);
         UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++) {
-            VR gj = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
+            d[j] = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
             if (e > 0)
-                gj -= sb * (w ? w[j] : 1);
-            d[j] = vsel(ignored, vset(0), gj);
+                d[j] -= sb * (w ? w[j] : 1);
         }
+        if (vany_m(ignored))
+            UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
+                d[j] = vsel(ignored, vset(0), d[j]);
         tile_store(g, ldg, q, n, d);
     }
     *row_loss = (VD)(~TO_VDI(lab == -1) & (VDI)loss);
