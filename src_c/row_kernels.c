@@ -254,7 +254,7 @@ INLINE void tile_range(const VR *c, ptrdiff_t q, VR *max, VR *min) {
         return;
     }
     VR a[TILE_Q], b[TILE_Q];
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         a[j] = b[j] = c[j];
     TREE_REDUCE(vmax, a, q);
     TREE_REDUCE(vmin, b, q);
@@ -269,14 +269,14 @@ INLINE VR tile_exp(const VR *d, VR *e, ptrdiff_t q, int slow) {
         return vset(0);
     VR t[TILE_Q];
     if (slow) {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             t[j] = vexp_slow(d[j]);
     } else {
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             t[j] = vexp_fast(d[j]);
     }
     if (e)
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             e[j] = t[j];
     TREE_REDUCE(vadd2, t, q);
     return t[0];
@@ -287,24 +287,30 @@ INLINE int tile_slow(VR min, VR max) {
     return vany_m(vlt(min - max, vset(EXP_FAST_LO)));
 }
 
-INLINE void softmax_tile(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t q,
-                         ptrdiff_t n, ptrdiff_t nwhole, int log_form) {
-    VR c[TILE_Q], m, lo;
+/* Softmax (log_form: log-softmax) in two halves: the front loads a tile and
+ * leaves its shifted columns in c and 1/s (log s) in *k; the back scales
+ * (shifts) and stores them.  softmax_tiles runs one tile's front before the
+ * previous tile's back, so that the division or log at the end of the front
+ * runs while the CPU stores the other tile. */
+INLINE void softmax_front(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n, ptrdiff_t nwhole,
+                          int log_form, VR *c, VR *k) {
+    VR m, lo;
     tile_load(x, ldx, q, n, nwhole, c);
     tile_range(c, q, &m, &lo);
     /* A row of -inf has m = -inf and nan everywhere, as the formula says. */
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         c[j] -= m;
-    if (log_form) {
+    if (log_form)
+        *k = vlog(tile_exp(c, NULL, q, tile_slow(lo, m)));
+    else
+        *k = 1 / tile_exp(c, c, q, tile_slow(lo, m));
+}
+
+INLINE void softmax_back(REAL *y, ptrdiff_t ldy, ptrdiff_t q, ptrdiff_t n, int log_form, VR *c,
+                         VR k) {
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         /* (x - m) - log s, not x - (m + log s): x - m is exact near the max. */
-        const VR log_s = vlog(tile_exp(c, NULL, q, tile_slow(lo, m)));
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
-            c[j] -= log_s;
-    } else {
-        const VR inv = 1 / tile_exp(c, c, q, tile_slow(lo, m));
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
-            c[j] *= inv;
-    }
+        c[j] = log_form ? c[j] - k : c[j] * k;
     tile_store(y, ldy, q, n, c);
 }
 
@@ -317,7 +323,7 @@ INLINE VR logsumexp_tile(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n,
     /* An infinite max is not subtracted: a row of -inf then sums to 0
      * (log: -inf) and a row holding +inf to +inf, unless it holds nan. */
     const VR shift = vsel(veq(m - m, vset(0)), m, vset(0));
-    UNROLL for (ptrdiff_t j = 0; j < q; j++)
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
         c[j] -= shift;
     const int slow = vany_m(vlt(lo - shift, vset(EXP_FAST_LO))) ||
                      vany_m(vgt(m - shift, vset(EXP_FAST_HI)));
@@ -326,9 +332,30 @@ INLINE VR logsumexp_tile(const REAL *x, ptrdiff_t ldx, ptrdiff_t q, ptrdiff_t n,
 
 INLINE void softmax_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
                           ptrdiff_t q, int log_form) {
-    FOR_TILES(rows, rows, ldx, q,
-              softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, W, W, log_form),
-              softmax_tile(x + t * ldx, ldx, y + t * ldy, ldy, q, n, nwhole, log_form));
+    const ptrdiff_t whole = tile_whole_rows(rows, ldx, q);
+    ptrdiff_t t = 0;
+    if (whole >= W) {
+        /* In place, a front's loads come before the back that writes the
+         * tile before it, and read no row of it. */
+        VR c[TILE_Q], k;
+        softmax_front(x, ldx, q, W, W, log_form, c, &k);
+        for (t = W; t + W <= whole; t += W) {
+            VR next[TILE_Q], k_next;
+            softmax_front(x + t * ldx, ldx, q, W, W, log_form, next, &k_next);
+            softmax_back(y + (t - W) * ldy, ldy, q, W, log_form, c, k);
+            UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
+                c[j] = next[j];
+            k = k_next;
+        }
+        softmax_back(y + (t - W) * ldy, ldy, q, W, log_form, c, k);
+    }
+    for (; t < rows; t += W) {
+        const ptrdiff_t n = min_len(W, rows - t);
+        const ptrdiff_t nwhole = whole > t ? min_len(n, whole - t) : 0;
+        VR c[TILE_Q], k;
+        softmax_front(x + t * ldx, ldx, q, n, nwhole, log_form, c, &k);
+        softmax_back(y + t * ldy, ldy, q, n, log_form, c, k);
+    }
 }
 
 INLINE void logsumexp_tiles(const REAL *x, ptrdiff_t ldx, REAL *y, ptrdiff_t ldy, ptrdiff_t rows,
@@ -612,7 +639,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
 
     tile_range(d, q, &m, &lo);
     VR oy = vset(0), wy = vset(1);
-    UNROLL for (ptrdiff_t j = 0; j < q; j++) {
+    UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++) {
         const VM is_y = veqi(lab, (IREAL)j);
         oy = vsel(is_y, d[j], oy);
         if (w)
@@ -628,7 +655,7 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         /* -sum_k w_k log p_k, each product formed before the sum (PyTorch's
          * order: an infinite log p_k meets its own weight). */
         VR smooth = vset(0);
-        UNROLL for (ptrdiff_t j = 0; j < q; j++)
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
             smooth = w ? vfma(vset(-w[j]), d[j] - log_s, smooth) : smooth - (d[j] - log_s);
         loss = (1 - e) * loss + (e / q) * TO_VD(smooth);
         C = vfma(vset((REAL)(1 - e)), wy, vset((REAL)(e / q * op.weight_sum)));
@@ -639,12 +666,14 @@ INLINE void ce_tile(const REAL *o, ptrdiff_t ldo, REAL *g, ptrdiff_t ldg, const 
         const VR A = scale * C / s;
         const VR target = scale * (REAL)(1 - e) * wy;
         const REAL sb = (REAL)(op.scale * e / q);
-        UNROLL for (ptrdiff_t j = 0; j < q; j++) {
-            VR gj = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
+        UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++) {
+            d[j] = vfms(ex[j], A, vsel(veqi(lab, (IREAL)j), target, vset(0)));
             if (e > 0)
-                gj -= sb * (w ? w[j] : 1);
-            d[j] = vsel(ignored, vset(0), gj);
+                d[j] -= sb * (w ? w[j] : 1);
         }
+        if (vany_m(ignored))
+            UNROLL for (ptrdiff_t j = 0; j < q && j < TILE_Q; j++)
+                d[j] = vsel(ignored, vset(0), d[j]);
         tile_store(g, ldg, q, n, d);
     }
     *row_loss = (VD)(~TO_VDI(lab == -1) & (VDI)loss);

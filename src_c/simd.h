@@ -31,6 +31,7 @@
 #if defined(CSM_TYPE_f64)
 typedef double REAL;
 typedef int64_t IREAL;
+typedef uint64_t UREAL;
 #define MANT_BITS 52
 #define EXP_BIAS 1023
 #define CSM_TYPE f64
@@ -38,6 +39,7 @@ typedef int64_t IREAL;
 #else
 typedef float REAL;
 typedef int32_t IREAL;
+typedef uint32_t UREAL;
 #define MANT_BITS 23
 #define EXP_BIAS 127
 #define CSM_TYPE f32
@@ -47,6 +49,7 @@ typedef int32_t IREAL;
 
 typedef REAL VR __attribute__((vector_size(VBYTES)));
 typedef IREAL VI __attribute__((vector_size(VBYTES)));
+typedef UREAL VU __attribute__((vector_size(VBYTES))); /* for bit arithmetic: wraps, no UB */
 #define W ((ptrdiff_t)LANES)
 
 #define CSM_CAT3_(a, b, c) a##_##b##_##c

@@ -5,11 +5,15 @@
 #include <omp.h>
 #endif
 
-/* Starting a thread team costs a few microseconds, about as much as a
- * softmax over 16K elements; below this much work per thread, fewer threads
- * finish sooner.  A row costs about ROW_OVERHEAD elements on top of q. */
+/* Starting a thread team costs a microsecond or two while its threads are
+ * still spinning from the last region, far more once they sleep; below
+ * about 5 us of work per thread (16K elements of long rows), fewer threads
+ * finish sooner, and a team of idle spinners is not worth waking.  A row
+ * costs about ROW_OVERHEAD elements on top of q: little, now that short rows
+ * go W at a time (a q = 10 row takes about as long as 14 elements of a long
+ * one), so a thread takes at least about 1200 rows of 10. */
 #define MIN_WORK_PER_THREAD 16384
-#define ROW_OVERHEAD 16
+#define ROW_OVERHEAD 4
 
 static int requested_threads; /* 0: OpenMP's default */
 

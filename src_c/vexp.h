@@ -55,7 +55,7 @@ static inline VR vround_int(VR x) {
  * is read off the low bits of k + bias + shifter and moved into place. */
 static inline VR vpow2i(VR k) {
     VR t = k + ((REAL)EXP_BIAS + ROUND_SHIFTER);
-    VI biased = (VI)t - (VI)vset(ROUND_SHIFTER);
+    VU biased = (VU)t - (VU)vset(ROUND_SHIFTER);
     return (VR)(biased << MANT_BITS);
 }
 

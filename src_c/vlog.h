@@ -41,12 +41,13 @@
 static inline VR vlog(VR x) {
     const VM sub = vlt(x, vset(LOG_MIN_NORMAL)); /* also 0 and negatives: fixed below */
     const VR xs = vsel(sub, x * LOG_SUB_SCALE, x);
-    const VI ix = (VI)xs + (IREAL)(LOG_ONE_BITS - LOG_SQRT_HALF_BITS);
-    /* The biased exponent, as REAL: its bits under those of 2^MANT_BITS. */
+    const VU ix = (VU)xs + (UREAL)(LOG_ONE_BITS - LOG_SQRT_HALF_BITS);
+    /* The biased exponent, as REAL: its bits under those of 2^MANT_BITS.
+     * (Negative x and nan give garbage here, replaced at the end.) */
     const VR two_mant = vset(LOG_SUB_SCALE);
-    const VR biased = (VR)((ix >> MANT_BITS) | (VI)two_mant) - two_mant;
+    const VR biased = (VR)(((ix >> MANT_BITS) & 0x7ff) | (VU)two_mant) - two_mant;
     const VR k = biased - (REAL)EXP_BIAS - vsel(sub, vset(MANT_BITS), vset(0));
-    const VR m = (VR)((ix & (IREAL)LOG_MANT_MASK) + (IREAL)LOG_SQRT_HALF_BITS);
+    const VR m = (VR)((ix & (UREAL)LOG_MANT_MASK) + (UREAL)LOG_SQRT_HALF_BITS);
     const VR f = m - 1;
     const VR s = f / (f + 2);
     const VR z = s * s;

@@ -39,7 +39,9 @@ def _all_results(x, labels, probs, weight):
     return res
 
 
-@pytest.mark.parametrize("shape", [(20000, 37), (3000, 1000), (2, 50000)], ids=str)
+@pytest.mark.parametrize(
+    "shape", [(30000, 10), (20000, 19), (20000, 37), (3000, 1000), (2, 50000)], ids=str
+)
 @pytest.mark.parametrize("dtype", FLOAT_TYPES)
 def test_thread_count_does_not_change_bits(dtype, shape):
     rng = np.random.default_rng(51)
