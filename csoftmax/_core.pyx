@@ -106,12 +106,15 @@ def rows_kernel(int op, cnp.ndarray x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t 
 
 
 cdef bint is_fast_array(object a, int type_num):
-    """An exact ndarray, C-contiguous and native, of this float type."""
+    """An exact ndarray, C-contiguous, aligned and native, of this float type.
+    (A misaligned array takes the general path, which copies it: the kernels
+    store single elements through typed pointers.)"""
     if type(a) is not np.ndarray:
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     return (cnp.PyArray_TYPE(arr) == type_num and cnp.PyArray_IS_C_CONTIGUOUS(arr)
-            and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_NDIM(arr) >= 1)
+            and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
+            and cnp.PyArray_NDIM(arr) >= 1)
 
 
 def rows_fast(int op, object x, object axis, object out):
@@ -275,7 +278,7 @@ def cross_entropy_fast(object logits, object target, object weight, object ignor
     cdef cnp.ndarray lab = <cnp.ndarray>target
     if (cnp.PyArray_TYPE(lab) != cnp.NPY_INT64 or cnp.PyArray_NDIM(lab) != 1
             or cnp.PyArray_DIM(lab, 0) != n or not cnp.PyArray_IS_C_CONTIGUOUS(lab)
-            or not cnp.PyArray_ISNOTSWAPPED(lab)):
+            or not cnp.PyArray_ISALIGNED(lab) or not cnp.PyArray_ISNOTSWAPPED(lab)):
         return None
     cdef const int64_t *labels = <const int64_t *>cnp.PyArray_DATA(lab)
     cdef int64_t ignore = ignore_index
@@ -537,8 +540,9 @@ def train_step_workspace(str dtype, Py_ssize_t m, Py_ssize_t d, Py_ssize_t q):
 cdef const int64_t *int64_vector(object a, Py_ssize_t n, str name) except? NULL:
     cdef cnp.ndarray arr = a
     if (cnp.PyArray_TYPE(arr) != cnp.NPY_INT64 or cnp.PyArray_NDIM(arr) != 1
-            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_ISBYTESWAPPED(arr)):
-        raise TypeError(f"{name}: expected a contiguous 1-D int64 array")
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr)
+            or cnp.PyArray_ISBYTESWAPPED(arr)):
+        raise TypeError(f"{name}: expected a contiguous, aligned 1-D int64 array")
     if n >= 0 and cnp.PyArray_DIM(arr, 0) != n:
         raise ValueError(f"{name}: expected {n} values, got {cnp.PyArray_DIM(arr, 0)}")
     return <const int64_t *>cnp.PyArray_DATA(arr)

@@ -2065,8 +2065,9 @@ def format_training_table(rows: Sequence[dict[str, Any]]) -> str:
         "each after an idle pause); x csoftmax: the loop's median epoch / csoftmax's "
         "(> 1: csoftmax is faster); spread: (p90 - p10) / median; max |dW|: the largest "
         "difference of the final parameters from csoftmax's (same start, same batches).",
-        "threads: the csoftmax Trainer runs its small GEMMs on one BLAS thread by design "
-        "(its kernels use the row's count); NumPy's BLAS and PyTorch use the row's count.",
+        "threads: the csoftmax Trainer's fused step (up to 32 classes; no BLAS) uses the "
+        "row's count of OpenMP threads (its GEMM route, above 32 classes, one BLAS thread); "
+        "NumPy's BLAS and PyTorch use the row's count.",
         "loops: csoftmax Trainer (fit one epoch at a time); NumPy: take into a buffer, "
         "matmul(out=), stable softmax in place, (P - one_hot) / m, X.T @ G; PyTorch "
         "closed form: index_select/addmm(out=), log_softmax, exp_, index_put_, mm; PyTorch "

@@ -195,7 +195,7 @@ class Trainer:
             raise ValueError(
                 f"{labels_name}: label {int(bad)} is out of range [0, {model.n_classes})"
             )
-        return x, np.ascontiguousarray(labels, dtype=np.int64), scale
+        return x, np.require(labels, np.int64, ["C", "A"]), scale
 
     # ---------------------------------------------------------- training --
     def fit(
