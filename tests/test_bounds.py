@@ -134,7 +134,8 @@ CHILD_TILES = textwrap.dedent(
     def flush(shape, dtype, at_end):
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         offset = PAGE + (PAGE - size if at_end else 0)
-        return np.frombuffer(m, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        count = int(np.prod(shape))
+        return np.frombuffer(m, dtype=dtype, count=count, offset=offset).reshape(shape)
 
     rng = np.random.default_rng(1)
     checked = 0
