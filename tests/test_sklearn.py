@@ -486,9 +486,13 @@ def test_docstring_examples_run():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_importing_csoftmax_does_not_import_sklearn():
+def test_importing_csoftmax_does_not_import_sklearn(tmp_path):
     code = "import sys, csoftmax; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # From a folder of its own, so the child imports the installed csoftmax,
+    # not a checkout's source folder (which has no compiled core).
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert out.stdout.strip() == "False"
 
 
