@@ -31,7 +31,7 @@
 
 typedef struct {
     ptrdiff_t d_pad, block, nblocks;
-    size_t wt, z, parts, gb, loss, correct, size; /* byte offsets into the workspace */
+    size_t wt, z, labels, parts, gb, loss, correct, size; /* byte offsets into the workspace */
 } layout;
 
 static size_t round_up(size_t v, size_t to) {
@@ -49,7 +49,8 @@ static layout plan(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdiff_t q) {
     const size_t part = (size_t)q * (size_t)L.d_pad * es;
     L.wt = 0;
     L.z = round_up(L.wt + part, ALIGN);
-    L.parts = round_up(L.z + (size_t)m * (size_t)q * es, ALIGN);
+    L.labels = round_up(L.z + (size_t)m * (size_t)q * es, ALIGN);
+    L.parts = round_up(L.labels + (size_t)m * sizeof(int64_t), ALIGN);
     L.gb = round_up(L.parts + (size_t)(L.nblocks > 0 ? L.nblocks : 1) * part, ALIGN);
     L.loss = round_up(L.gb + (size_t)L.nblocks * (size_t)q * sizeof(double), ALIGN);
     L.correct = L.loss + (size_t)L.nblocks * sizeof(double);
@@ -87,20 +88,20 @@ size_t csm_train_step_workspace(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdi
             for (ptrdiff_t k = 0; k < q; k++)                                                 \
                 out[k] += (double)g[r * q + k];                                               \
     }                                                                                         \
-    /* part_0 += part_b for b = 1, 2, ... in order, over elements [e0, e1). */           \
-    static void add_parts_##SUF(REAL *parts, ptrdiff_t nblocks, ptrdiff_t stride,          \
-                                ptrdiff_t e0, ptrdiff_t e1) {                              \
-        for (ptrdiff_t bl = 1; bl < nblocks; bl++)                                         \
-            for (ptrdiff_t e = e0; e < e1; e++)                                            \
-                parts[e] += parts[bl * stride + e];                                        \
-    }                                                                                      \
-    /* gw (d x q) = scale * part_0 (q x d_pad) transposed, rows [j0, j1). */               \
-    static void transpose_back_##SUF(const REAL *part, ptrdiff_t q, ptrdiff_t dp,          \
-                                     double scale, REAL *gw, ptrdiff_t j0, ptrdiff_t j1) { \
-        const REAL s = (REAL)scale;                                                        \
-        for (ptrdiff_t j = j0; j < j1; j++)                                                \
-            for (ptrdiff_t k = 0; k < q; k++)                                              \
-                gw[j * q + k] = s * part[k * dp + j];                                      \
+    /* gw (d x q) = scale * (part_0 + part_1 + ...), the parts (q x d_pad)     \
+     * added in block order.  Added first in place, along the rows (vector     \
+     * additions; added element by element across the parts, it took longer   \
+     * than the backward product), then transposed. */                         \
+    static void sum_parts_##SUF(REAL *parts, ptrdiff_t nblocks, ptrdiff_t stride,        \
+                                ptrdiff_t q, ptrdiff_t dp, double scale, REAL *gw,       \
+                                ptrdiff_t d) {                                           \
+        for (ptrdiff_t bl = 1; bl < nblocks; bl++)                                       \
+            for (ptrdiff_t e = 0; e < stride; e++)                                       \
+                parts[e] += parts[bl * stride + e];                                      \
+        const REAL s = (REAL)scale;                                                      \
+        for (ptrdiff_t j = 0; j < d; j++)                                                \
+            for (ptrdiff_t k = 0; k < q; k++)                                            \
+                gw[j * q + k] = s * parts[k * dp + j];                                   \
     }
 
 TYPED_HELPERS(float, f32)
@@ -137,17 +138,22 @@ static void run_block(const step_plan *P, ptrdiff_t bl) {
     P->fk->forward(P->job, r0, nr);
     if (!a->labels)
         return;
-    csm_ce_row p = {0};
-    p.grad_scale = 1.0 / (double)a->m;
-    double loss = 0;
+    /* The block's labels side by side, for the row kernels' cross-entropy
+     * over many rows at once (one row per SIMD lane for short rows). */
+    int64_t *labels = (int64_t *)(P->ws + P->L.labels) + r0;
     int64_t correct = 0;
     for (ptrdiff_t r = r0; r < r0 + nr; r++) {
-        char *zr = z + (size_t)(r * q) * es;
-        const ptrdiff_t i = a->rows ? (ptrdiff_t)a->rows[r] : r;
-        p.label = a->labels[i];
-        correct += BY_TYPE(P->dtype, argmax, (void *)zr, q) == p.label;
-        loss += P->rk->cross_entropy(zr, a->grad_w ? zr : NULL, q, &p);
+        labels[r - r0] = a->labels[a->rows ? (ptrdiff_t)a->rows[r] : r];
+        const char *zr = z + (size_t)(r * q) * es;
+        correct += BY_TYPE(P->dtype, argmax, (const void *)zr, q) == labels[r - r0];
     }
+    /* Labels were checked by the caller: none is ignored. */
+    const csm_ce_block ce = {-1, NULL, 0.0, 1.0 / (double)a->m, (double)q};
+    double lanes[CSM_MAX_LANES] = {0}, loss = 0;
+    char *zb = z + (size_t)(r0 * q) * es;
+    P->rk->ce_labels(zb, q, a->grad_w ? zb : NULL, q, labels, NULL, 0, nr, nr, q, &ce, lanes);
+    for (int k = 0; k < CSM_MAX_LANES; k++)
+        loss += lanes[k];
     ((double *)(P->ws + P->L.loss))[bl] = loss;
     ((int64_t *)(P->ws + P->L.correct))[bl] = correct;
     if (!a->grad_w)
@@ -181,16 +187,15 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *a, double *loss_sum, in
     for (ptrdiff_t bl = 0; bl < nb; bl++)
         run_block(&P, bl); /* dynamic: a thread slowed by another process hands blocks on */
     if (a->grad_w && a->labels) {
-        /* The parts' sum in block order, then into grad_w's layout.  A few
+        /* The parts' sum in block order, into grad_w's layout.  A few
          * microseconds: on this thread, as a second parallel pass would cost
          * another team barrier, and barriers are what hurts when another
          * process holds a core. */
         const ptrdiff_t stride = a->q * L.d_pad;
         if (nb == 0) /* no rows: a zero gradient */
             memset(ws + L.parts, 0, (size_t)stride * csm_sizeof(dtype));
-        BY_TYPE_VOID(dtype, add_parts, (void *)(ws + L.parts), nb, stride, 0, stride);
-        BY_TYPE_VOID(dtype, transpose_back, (void *)(ws + L.parts), a->q, L.d_pad, job.scale,
-                     a->grad_w, 0, d);
+        BY_TYPE_VOID(dtype, sum_parts, (void *)(ws + L.parts), nb > 0 ? nb : 1, stride,
+                     a->q, L.d_pad, job.scale, a->grad_w, d);
     }
     double loss = 0;
     int64_t right = 0;
