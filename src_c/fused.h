@@ -29,6 +29,13 @@ typedef struct csm_fused_kernels {
     /* part (q x d_pad) = sum over r in [r0, r0 + nr), in order, of
      * z[r] (x) x[rows[r]], unscaled; lanes past d are written too. */
     void (*backward)(const csm_linear_job *job, ptrdiff_t r0, ptrdiff_t nr, void *part);
+    /* wt (q x d_pad, zero past d) = w (d x q) transposed. */
+    void (*transpose_in)(const void *w, void *wt, ptrdiff_t d, ptrdiff_t q, ptrdiff_t d_pad);
+    /* gw (d x q) = scale * (part_0 + part_1 + ... + part_{nparts-1}), the
+     * parts (q x d_pad each, `stride` elements apart) added in that order,
+     * in place into part_0, and transposed. */
+    void (*gradient_out)(void *parts, ptrdiff_t nparts, ptrdiff_t stride, ptrdiff_t q,
+                         ptrdiff_t d_pad, double scale, void *gw, ptrdiff_t d);
 } csm_fused_kernels;
 
 /* The kernels of the instruction set in use, for one dtype (dispatch.c). */

@@ -64,15 +64,6 @@ size_t csm_train_step_workspace(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdi
 
 /* The few element-typed loops of the driver, for both float types. */
 #define TYPED_HELPERS(REAL, SUF)                                                              \
-    static void transpose_##SUF(const REAL *w, REAL *wt, ptrdiff_t d, ptrdiff_t q,           \
-                                ptrdiff_t dp) {                                               \
-        for (ptrdiff_t k = 0; k < q; k++) {                                                   \
-            for (ptrdiff_t j = 0; j < d; j++)                                                 \
-                wt[k * dp + j] = w[j * q + k];                                                \
-            for (ptrdiff_t j = d; j < dp; j++)                                                \
-                wt[k * dp + j] = 0;                                                           \
-        }                                                                                     \
-    }                                                                                         \
     /* np.argmax's answer: the first maximum, or the first nan. */                           \
     static ptrdiff_t argmax_##SUF(const REAL *z, ptrdiff_t q) {                               \
         ptrdiff_t best = 0;                                                                   \
@@ -87,21 +78,6 @@ size_t csm_train_step_workspace(csm_dtype dtype, ptrdiff_t m, ptrdiff_t d, ptrdi
         for (ptrdiff_t r = 0; r < nr; r++)                                                    \
             for (ptrdiff_t k = 0; k < q; k++)                                                 \
                 out[k] += (double)g[r * q + k];                                               \
-    }                                                                                         \
-    /* gw (d x q) = scale * (part_0 + part_1 + ...), the parts (q x d_pad)     \
-     * added in block order.  Added first in place, along the rows (vector     \
-     * additions; added element by element across the parts, it took longer   \
-     * than the backward product), then transposed. */                         \
-    static void sum_parts_##SUF(REAL *parts, ptrdiff_t nblocks, ptrdiff_t stride,        \
-                                ptrdiff_t q, ptrdiff_t dp, double scale, REAL *gw,       \
-                                ptrdiff_t d) {                                           \
-        for (ptrdiff_t bl = 1; bl < nblocks; bl++)                                       \
-            for (ptrdiff_t e = 0; e < stride; e++)                                       \
-                parts[e] += parts[bl * stride + e];                                      \
-        const REAL s = (REAL)scale;                                                      \
-        for (ptrdiff_t j = 0; j < d; j++)                                                \
-            for (ptrdiff_t k = 0; k < q; k++)                                            \
-                gw[j * q + k] = s * parts[k * dp + j];                                   \
     }
 
 TYPED_HELPERS(float, f32)
@@ -175,12 +151,13 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *a, double *loss_sum, in
     char *ws = (char *)round_up((size_t)(uintptr_t)a->work, ALIGN);
     if (!a->work || a->work_size < L.size)
         return CSM_ENOMEM;
-    BY_TYPE_VOID(dtype, transpose, a->w, (void *)(ws + L.wt), a->d, a->q, L.d_pad);
+    const csm_fused_kernels *fk = csm_fused(dtype);
+    fk->transpose_in(a->w, ws + L.wt, a->d, a->q, L.d_pad);
 
     csm_linear_job job = {a->x, a->ldx, a->x_uint8, a->x_uint8 ? a->scale : 1.0, a->rows, a->m,
                           a->d, a->q, L.d_pad, ws + L.wt, a->b,
                           a->labels ? (void *)(ws + L.z) : a->logits};
-    step_plan P = {dtype, a, &job, csm_fused(dtype), csm_kernels(dtype), L, ws};
+    step_plan P = {dtype, a, &job, fk, csm_kernels(dtype), L, ws};
     const int nt = threads_for_step(a, L.nblocks);
     const ptrdiff_t nb = L.nblocks, d = a->d;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
@@ -194,8 +171,8 @@ int csm_train_step(csm_dtype dtype, const csm_step_args *a, double *loss_sum, in
         const ptrdiff_t stride = a->q * L.d_pad;
         if (nb == 0) /* no rows: a zero gradient */
             memset(ws + L.parts, 0, (size_t)stride * csm_sizeof(dtype));
-        BY_TYPE_VOID(dtype, sum_parts, (void *)(ws + L.parts), nb > 0 ? nb : 1, stride,
-                     a->q, L.d_pad, job.scale, a->grad_w, d);
+        fk->gradient_out(ws + L.parts, nb > 0 ? nb : 1, stride, a->q, L.d_pad, job.scale,
+                         a->grad_w, d);
     }
     double loss = 0;
     int64_t right = 0;
