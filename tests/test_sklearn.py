@@ -394,9 +394,8 @@ def test_partial_fit_string_labels_and_float32():
 
 
 # ----------------------------------------------------------------- threads --
-def test_n_jobs_sets_the_threads_and_restores_them(monkeypatch):
-    X, y = blobs(seed=30)
-    cs.set_num_threads(2)
+def threads_seen_by_lbfgs(monkeypatch) -> list:
+    """A list that gets csoftmax's thread count at each L-BFGS solve."""
     seen = []
     original = SoftmaxRegressionClassifier._lbfgs
 
@@ -405,6 +404,13 @@ def test_n_jobs_sets_the_threads_and_restores_them(monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(SoftmaxRegressionClassifier, "_lbfgs", spy)
+    return seen
+
+
+def test_n_jobs_sets_the_threads_and_restores_them(monkeypatch):
+    X, y = blobs(seed=30)
+    cs.set_num_threads(2)
+    seen = threads_seen_by_lbfgs(monkeypatch)
     one = SoftmaxRegressionClassifier(n_jobs=1).fit(X, y)
     assert seen == [1] and cs.get_num_threads() == 2
     p = one.predict_proba(X)
@@ -419,14 +425,7 @@ def test_n_jobs_counts_like_joblib(monkeypatch, n_jobs, expected):
     X, y = blobs(n=30, seed=35)
     cpus = len(os.sched_getaffinity(0))
     want = max(1, cpus + expected) if expected <= 0 else expected
-    seen = []
-    original = SoftmaxRegressionClassifier._lbfgs
-
-    def spy(self, *args):
-        seen.append(cs.get_num_threads())
-        return original(self, *args)
-
-    monkeypatch.setattr(SoftmaxRegressionClassifier, "_lbfgs", spy)
+    seen = threads_seen_by_lbfgs(monkeypatch)
     cs.set_num_threads(1)
     SoftmaxRegressionClassifier(n_jobs=n_jobs).fit(X, y)
     assert seen == [want] and cs.get_num_threads() == 1
